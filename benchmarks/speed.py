@@ -1,0 +1,71 @@
+"""How much faster are Agent.replay and Agent.act than the tutorial's Keras calls?
+
+Run by hand, not by CI:  python benchmarks/speed.py
+Times, in one process and on the same network, the tutorial's replay loop
+(model.predict, model.predict, model.fit per sample) against Agent.replay(32),
+and model.predict(state) against Agent.act(state), and prints medians and ratios.
+"""
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cartpole_dqn import Agent  # noqa: E402
+
+
+def median_ms(call, repeats):
+    call()  # the first call traces and compiles; time the steady state
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def tutorial_replay(agent, sample_batch_size):
+    """The tutorial's replay, verbatim, on the agent's own network."""
+    sample_batch = random.sample(agent.memory, sample_batch_size)
+    for state, action, reward, next_state, done in sample_batch:
+        target = reward
+        if not done:
+            target = reward + agent.gamma * np.amax(agent.brain.predict(next_state, verbose=0)[0])
+        target_f = agent.brain.predict(state, verbose=0)
+        target_f[0][action] = target
+        agent.brain.fit(state, target_f, epochs=1, verbose=0)
+
+
+def main():
+    keras.utils.set_random_seed(0)
+    agent = Agent(4, 2, os.path.join(tempfile.mkdtemp(), "none.h5"))
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        state, next_state = rng.normal(size=(2, 1, 4)).astype(np.float32)
+        agent.remember(state, int(rng.integers(2)), 1.0, next_state, bool(rng.random() < 0.1))
+    state = rng.normal(size=(1, 4)).astype(np.float32)
+    agent.exploration_rate = 0.0  # act() always asks the network
+
+    rows = [
+        ("replay(32)", median_ms(lambda: tutorial_replay(agent, 32), 5),
+         median_ms(lambda: agent.replay(32), 200)),
+        ("act(state)", median_ms(lambda: agent.brain.predict(state, verbose=0), 50),
+         median_ms(lambda: agent.act(state), 2000)),
+    ]
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'call':<12}{'tutorial ms':>14}{'ours ms':>12}{'faster':>10}")
+    for name, tutorial, ours in rows:
+        print(f"{name:<12}{tutorial:>14.2f}{ours:>12.3f}{tutorial / ours:>9.0f}x")
+
+
+if __name__ == "__main__":
+    main()
