@@ -37,7 +37,7 @@ class WeightFileError(Exception):
 # 0# DQL Agent
 class Agent():
     def __init__(self, state_size, action_size, weight_backup="cartpole_weight.h5",
-                 fresh=False):
+                 fresh=False, **changes):
         # 0# Global Parameters
         self.weight_backup      = weight_backup   # --weights; --fresh ignores an existing file
         self.state_size         = state_size
@@ -48,7 +48,17 @@ class Agent():
         self.exploration_rate   = 1.0     # epsilon: the share of random actions
         self.exploration_min    = 0.01
         self.exploration_decay  = 0.995   # epsilon *= decay after every replay
+        self.change(**changes)            # command-line flags change the values above
         self.brain              = self._build_model(fresh)
+
+    def change(self, memory_size=None, **values):
+        """Change hyperparameters by name, before the model is built."""
+        if memory_size is not None:
+            self.memory = deque(maxlen=memory_size)
+        for name, value in values.items():
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__} has no hyperparameter {name}")
+            setattr(self, name, value)
 
     def _build_model(self, fresh=False):
         # Neural Net for Deep-Q learning Model: state in, one Q-value per action out.
@@ -128,14 +138,20 @@ class Agent():
         # Tutorial: a Python loop of predict/predict/fit per sample (~150 ms each).
         # _replay_samples runs the very same loop, one sample after another, as
         # one compiled TensorFlow graph (~5 ms for 32); tests check the weights.
-        self._replay_samples(*stack(sample_batch))
-        self._weights = self.brain.get_weights()
-        # Explore less as the agent learns; this is where epsilon decays.
+        self._weights = [w.numpy() for w in self._replay_samples(*stack(sample_batch))]
+        self.decay_exploration()
+
+    def decay_exploration(self):
+        # Explore less as the agent learns. Easy to miss where this happens: the
+        # tutorial decays once per replay, so once per episode.
         # Tutorial: `if rate > min: rate *= decay`, which ends just below the
         # minimum (0.00999); max() keeps the floor exact.
         if self.exploration_rate > self.exploration_min:
             self.exploration_rate = max(self.exploration_min,
                                         self.exploration_rate * self.exploration_decay)
+
+    def end_episode(self, index_episode):
+        """The tutorial's agent does all its learning in replay(); see TargetAgent."""
 
     @tf.function
     def _replay_samples(self, states, actions, rewards, next_states, dones):
@@ -145,20 +161,79 @@ class Agent():
             if not dones[i]:
                 # Worth of the next state: its best Q-value, discounted by gamma.
                 target = rewards[i] + self.gamma * tf.reduce_max(self.brain(next_state))
-            self._fit(state, actions[i:i + 1], target[None])
+            target_f = self._target_f(state, actions[i:i + 1], target[None])
+            self._fit(state, target_f)
+        return self.brain.weights   # act() needs them; cheaper here than get_weights()
 
-    def _fit(self, states, actions, targets):
-        # One gradient step, as brain.fit(state, target_f, epochs=1) takes it:
-        # target_f is the brain's own prediction with the taken action's value
-        # replaced by its target, so only that action's error is learned.
+    def _target_f(self, states, actions, targets):
+        # target_f = brain.predict(state); target_f[0][action] = target: the
+        # brain's own prediction, with the taken action's value replaced by its
+        # target, so that fit learns only that action's error.
+        rows = tf.range(tf.shape(actions)[0])
+        return tf.tensor_scatter_nd_update(self.brain(states), tf.stack([rows, actions], 1), targets)
+
+    def _fit(self, states, target_f):
+        # One gradient step of brain.fit(states, target_f, epochs=1) on one batch.
         with tf.GradientTape() as tape:
-            q_values = self.brain(states, training=True)
-            target_f = tf.tensor_scatter_nd_update(
-                tf.stop_gradient(q_values),
-                tf.stack([tf.range(tf.shape(actions)[0]), actions], axis=1), targets)
-            loss = tf.reduce_mean(keras.losses.get(self.brain.loss)(target_f, q_values))
+            loss = tf.reduce_mean(keras.losses.get(self.brain.loss)(
+                target_f, self.brain(states, training=True)))
         gradients = tape.gradient(loss, self.brain.trainable_variables)
         self.brain.optimizer.apply(gradients, self.brain.trainable_variables)
+
+
+# What the second source adds. The tutorial's agent learns to balance within a
+# few hundred episodes and then often forgets: every fit moves the very network
+# that computes the targets, so the targets chase their own changes.
+class TargetAgent(Agent):
+    """DQN with a target network, a larger memory and batched training."""
+
+    def __init__(self, state_size, action_size, weight_backup="cartpole_weight.h5",
+                 fresh=False, **changes):
+        self.sync_every = 10          # episodes between target network updates
+        # The second source's values where they differ from the tutorial's
+        # (its epsilon, epsilon_min and epsilon_decay are the tutorial's
+        # exploration_rate, exploration_min and exploration_decay):
+        source = dict(gamma=0.99,           # looks further ahead
+                      memory_size=50000)    # remembers 25 times as many steps
+        super().__init__(state_size, action_size, weight_backup, fresh, **{**source, **changes})
+        # A second copy of the brain computes the targets and only changes at a
+        # sync, so that targets stay still while the brain learns to meet them.
+        self.target_brain = keras.models.clone_model(self.brain)
+        self.update_target_network()
+
+    def update_target_network(self):
+        self.target_brain.set_weights(self.brain.get_weights())
+
+    def replay(self, sample_batch_size):
+        if len(self.memory) < sample_batch_size:
+            return
+        # Uniformly without replacement, like the source's np.random.choice(...,
+        # replace=False), which costs more as the memory grows (0.6 ms at 50000).
+        sample_batch = random.sample(self.memory, sample_batch_size)
+        self._weights = [w.numpy() for w in self._replay_batch(*stack(sample_batch))]
+
+    def end_episode(self, index_episode):
+        # The source syncs every 10 episodes (on episodes 0, 10, 20, ...), then
+        # decays exploration once per episode, however often it trained.
+        if index_episode % self.sync_every == 0:
+            self.update_target_network()
+        self.decay_exploration()
+
+    @tf.function
+    def _replay_batch(self, states, actions, rewards, next_states, dones):
+        # Targets for the whole batch at once, from the weights before this
+        # replay: reward where the pole fell, else reward + gamma * the target
+        # network's best Q-value for the next state.
+        future = tf.reduce_max(self.target_brain(next_states), axis=1)
+        targets = rewards + self.gamma * future * tf.cast(~dones, tf.float32)
+        target_qs = self._target_f(states, actions, targets)
+        # Source: main_model.fit(states, target_qs, batch_size=32), two gradient
+        # steps on two halves. The sample is already in random order, so taking
+        # the halves in that order is the same draw as fit's shuffle.
+        half = 32
+        for start in range(0, states.shape[0], half):
+            self._fit(states[start:start + half], target_qs[start:start + half])
+        return self.brain.weights
 
 
 def stack(sample_batch):
@@ -175,21 +250,28 @@ class Terminated(Exception):
 
 # 1# main() function
 class CartPole:
-    def __init__(self, episodes=10000, weights="cartpole_weight.h5", fresh=False,
-                 render=False, stop_at=475.0, seed=None):
+    def __init__(self, args=None):
+        args = args or parse_args([])
         self.sample_batch_size = 32
-        self.episodes          = episodes
+        self.episodes          = args.episodes
         # Tutorial: gym.make('CartPole-v1') and an env.render() to uncomment. In
         # Gymnasium the window is chosen at make(): --render asks for it.
-        if render:
+        if args.render:
             open_window()
-        self.env               = gym.make('CartPole-v1', render_mode="human" if render else None)
+        self.env               = gym.make('CartPole-v1', render_mode="human" if args.render else None)
         self.state_size        = self.env.observation_space.shape[0]
         # Gymnasium's n is a NumPy integer, which Keras 3's Dense(units) refuses.
         self.action_size       = int(self.env.action_space.n)
-        self.agent             = Agent(self.state_size, self.action_size, weights, fresh)
-        self.stop_at           = stop_at
-        self.seed              = seed
+        self.agent             = AGENTS[args.agent](self.state_size, self.action_size,
+                                                    args.weights, args.fresh)
+        # The tutorial replays 32 samples once each episode; the second source
+        # replays batches of 64 after every step (--train-every changes it).
+        self.train_every       = "episode"
+        if args.agent == "target":
+            self.sample_batch_size, self.train_every = 64, "step"
+        self.train_every       = args.train_every or self.train_every
+        self.stop_at           = args.stop_at
+        self.seed              = args.seed
 
     def run(self):
         scores = []
@@ -215,12 +297,16 @@ class CartPole:
                     # Easy to miss: the next step starts from where this one ended.
                     state = next_state
                     index += 1
+                    if self.train_every == "step":
+                        self.agent.replay(self.sample_batch_size)
                 # Tutorial: index + 1, one more than the steps the pole stayed up.
                 scores.append(index)
                 average = np.mean(scores[-100:])
                 print("Episode {}# Score: {}  avg100: {:.1f}  exploration: {:.3f}".format(
                     index_episode, index, average, self.agent.exploration_rate), flush=True)
-                self.agent.replay(self.sample_batch_size)
+                if self.train_every == "episode":
+                    self.agent.replay(self.sample_batch_size)
+                self.agent.end_episode(index_episode)
                 if solved(scores, self.stop_at):
                     print(f"Solved: the last 100 episodes average {average:.1f} >= {self.stop_at:g}")
                     break
@@ -267,12 +353,12 @@ def check_writable(path):
         raise UsageError(f"cannot write {path}: {error.strerror} ({folder})") from None
 
 
-def play(env, agent, episodes):
+def play(env, agent, episodes, seed=None):
     """Play greedy episodes with the saved weights (no exploration, no training)."""
     agent.exploration_rate = 0.0
     scores = []
     for index_episode in range(episodes):
-        state, _ = env.reset()
+        state, _ = env.reset(seed=seed if index_episode == 0 else None)
         done = False
         index = 0
         while not done:
@@ -316,7 +402,20 @@ def parse_args(argv=None):
     parser.add_argument("--stop-at", type=bounded(float, 0, 500), default=475.0, metavar="AVG",
                         help="stop once the last 100 episodes average at least AVG "
                              "(default: 475, CartPole-v1's solved bar; 0: never)")
-    return parser.parse_args(argv)
+    parser.add_argument("--agent", choices=AGENTS, default="tutorial",
+                        help="tutorial: the tutorial's DQN (default); target: the second "
+                             "source's DQN with a target network")
+    parser.add_argument("--train-every", choices=["step", "episode"],
+                        help="replay after every step or after every episode "
+                             "(default: episode for tutorial, step for target)")
+    parser.add_argument("--video", metavar="DIR",
+                        help="with --play: record each game as an MP4 in DIR")
+    args = parser.parse_args(argv)
+    if args.video and not args.play:
+        parser.error("--video records --play games: add --play N")
+    if args.video and args.render:
+        parser.error("--video and --render draw in different ways: choose one")
+    return args
 
 
 def main(argv=None):
@@ -332,8 +431,7 @@ def main(argv=None):
         if args.play:
             return play_saved(args)
         check_writable(args.weights)
-        cartpole = CartPole(args.episodes, args.weights, args.fresh, args.render,
-                            args.stop_at, args.seed)
+        cartpole = CartPole(args)
     except (UsageError, WeightFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -356,16 +454,37 @@ def play_saved(args):
                          "or point --weights at one")
     if args.render:
         open_window()
-    env = gym.make('CartPole-v1', render_mode="human" if args.render else None)
-    if args.seed is not None:
-        env.reset(seed=args.seed)
-    agent = Agent(env.observation_space.shape[0], int(env.action_space.n), args.weights)
-    play(env, agent, args.play)
+    render_mode = "human" if args.render else "rgb_array" if args.video else None
+    env = gym.make('CartPole-v1', render_mode=render_mode)
+    if args.video:
+        env = record_video(env, args.video)
+    agent = AGENTS[args.agent](env.observation_space.shape[0], int(env.action_space.n),
+                               args.weights)
+    try:
+        play(env, agent, args.play, args.seed)
+    finally:
+        env.close()   # RecordVideo writes the last video here
     return 0
+
+
+def record_video(env, folder):
+    """Record every episode as an MP4 in folder, drawn off-screen (no display needed)."""
+    check_writable(os.path.join(folder, "video.mp4") if os.path.isdir(folder) else folder)
+    # Frames are drawn into memory, so pygame needs no display; without this
+    # it probes for one, and SDL prints complaints about each it cannot find.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
+                                        name_prefix="cartpole")
+    except gym.error.DependencyNotInstalled:
+        raise UsageError("--video needs moviepy: pip install moviepy") from None
 
 
 def raise_terminated(signum, frame):
     raise Terminated()
+
+
+AGENTS = {"tutorial": Agent, "target": TargetAgent}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from cartpole_dqn import Agent, CartPole
+from cartpole_dqn import Agent, CartPole, parse_args
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_saved_weights_load_back_with_minimal_exploration(agent, tmp_path):
 
 
 def test_time_limit_ends_the_episode_but_is_stored_as_not_done(tmp_path):
-    cartpole = CartPole(episodes=1, weights=str(tmp_path / "w.h5"), stop_at=0)
+    cartpole = CartPole(parse_args(["--episodes", "1", "--weights", str(tmp_path / "w.h5")]))
     # Three steps cannot drop the pole, so only the time limit ends this episode.
     cartpole.env = gym.wrappers.TimeLimit(gym.make("CartPole-v1").unwrapped, 3)
     cartpole.agent.exploration_rate = 0.0
@@ -127,7 +127,7 @@ def test_time_limit_ends_the_episode_but_is_stored_as_not_done(tmp_path):
 
 
 def test_weights_are_saved_by_finally_when_training_is_interrupted(tmp_path, monkeypatch):
-    cartpole = CartPole(episodes=100, weights=str(tmp_path / "w.h5"))
+    cartpole = CartPole(parse_args(["--episodes", "100", "--weights", str(tmp_path / "w.h5")]))
     steps = []
 
     def interrupt(state):

@@ -33,3 +33,17 @@ def test_it_learns(cli):
     scores = episode_scores(result.stdout)
     assert "Solved: the last 100 episodes average" in result.stdout
     assert np.mean(scores[-100:]) >= LEARN_BAR
+
+
+def test_target_agent_trains_plays_and_records(cli, tmp_path):
+    trained = cli("--agent", "target", "--episodes", 20, "--seed", 0, "--fresh")
+    assert trained.returncode == 0, trained.stderr
+    assert len(episode_scores(trained.stdout)) == 20
+    assert (tmp_path / "cartpole_weight.h5").stat().st_size > 0
+
+    played = cli("--agent", "target", "--play", 2, "--seed", 0, "--video", "videos")
+    assert played.returncode == 0, played.stderr
+    videos = sorted((tmp_path / "videos").glob("*.mp4"))
+    assert [v.name for v in videos] == ["cartpole-episode-0.mp4", "cartpole-episode-1.mp4"]
+    assert all(v.stat().st_size > 1000 for v in videos)
+    assert played.stderr == ""

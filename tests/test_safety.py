@@ -142,3 +142,20 @@ def test_a_save_that_fails_half_way_keeps_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["w.h5"], "a temporary file was left"
     assert Agent(4, 2, str(path)).exploration_rate == 0.01
+
+
+def test_video_into_a_folder_that_cannot_be_made(cli, tmp_path):
+    trained_file(tmp_path / "cartpole_weight.h5")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    line = one_line_error(cli("--play", 1, "--video", "taken/videos"))
+    assert "cannot write taken/videos" in line
+
+
+def test_video_without_moviepy(cli, tmp_path):
+    trained_file(tmp_path / "cartpole_weight.h5")
+    hide = tmp_path / "hide"
+    (hide / "moviepy").mkdir(parents=True)
+    (hide / "moviepy" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    result = cli("--play", 1, "--video", "videos", env=cli_env(PYTHONPATH=str(hide)))
+    assert one_line_error(result) == "error: --video needs moviepy: pip install moviepy"
+    assert not (tmp_path / "videos").exists() or not any((tmp_path / "videos").iterdir())
