@@ -12,15 +12,20 @@ same algorithm; only the library calls that no longer work, or that cost
     python cartpole_dqn.py --play 10     # play 10 greedy games with the saved weights
 """
 import argparse
+import csv
 import logging
 import os
 import random
 import signal
 import sys
 import tempfile
+import time
 from collections import deque
 
 import numpy as np
+# TensorFlow prints INFO lines about CPU instructions at every start; hide
+# INFO only (warnings and errors still show) unless the user chose a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 # Tutorial: `import gym`. Gymnasium is the maintained Gym; gym 0.26 crashes on NumPy 2.
 import gymnasium as gym
 import keras
@@ -189,7 +194,11 @@ class TargetAgent(Agent):
 
     def __init__(self, state_size, action_size, weight_backup="cartpole_weight.h5",
                  fresh=False, **changes):
-        self.sync_every = 10          # episodes between target network updates
+        self.sync_every = 10          # episodes (or updates) between target network syncs
+        self.sync_by    = "episode"   # --sync-by update: count gradient updates instead
+        self.double     = False       # --double: Double DQN targets
+        self.loss       = "mse"       # --loss huber
+        self.updates    = 0           # replays so far
         # The second source's values where they differ from the tutorial's
         # (its epsilon, epsilon_min and epsilon_decay are the tutorial's
         # exploration_rate, exploration_min and exploration_decay):
@@ -201,6 +210,15 @@ class TargetAgent(Agent):
         self.target_brain = keras.models.clone_model(self.brain)
         self.update_target_network()
 
+    def _build_model(self, fresh=False):
+        model = super()._build_model(fresh)
+        if self.loss != "mse":
+            # Huber loss: errors beyond 1 count linearly, not squared, so a few
+            # far-off targets cannot make one update huge.
+            model.compile(loss=self.loss, optimizer=Adam(learning_rate=self.learning_rate))
+            model.optimizer.build(model.trainable_variables)
+        return model
+
     def update_target_network(self):
         self.target_brain.set_weights(self.brain.get_weights())
 
@@ -211,11 +229,16 @@ class TargetAgent(Agent):
         # replace=False), which costs more as the memory grows (0.6 ms at 50000).
         sample_batch = random.sample(self.memory, sample_batch_size)
         self._weights = [w.numpy() for w in self._replay_batch(*stack(sample_batch))]
+        self.updates += 1
+        # --sync-by update: a sync every N updates keeps the targets equally
+        # old whether episodes are short or long.
+        if self.sync_by == "update" and self.updates % self.sync_every == 0:
+            self.update_target_network()
 
     def end_episode(self, index_episode):
         # The source syncs every 10 episodes (on episodes 0, 10, 20, ...), then
         # decays exploration once per episode, however often it trained.
-        if index_episode % self.sync_every == 0:
+        if self.sync_by == "episode" and index_episode % self.sync_every == 0:
             self.update_target_network()
         self.decay_exploration()
 
@@ -224,7 +247,15 @@ class TargetAgent(Agent):
         # Targets for the whole batch at once, from the weights before this
         # replay: reward where the pole fell, else reward + gamma * the target
         # network's best Q-value for the next state.
-        future = tf.reduce_max(self.target_brain(next_states), axis=1)
+        next_q = self.target_brain(next_states)
+        if self.double:
+            # Double DQN: the brain picks the next action and the target network
+            # values it, so that one network's overestimates are not both
+            # chosen and believed.
+            best = tf.argmax(self.brain(next_states), axis=1, output_type=tf.int32)
+            future = tf.gather(next_q, best, batch_dims=1)
+        else:
+            future = tf.reduce_max(next_q, axis=1)
         targets = rewards + self.gamma * future * tf.cast(~dones, tf.float32)
         target_qs = self._target_f(states, actions, targets)
         # Source: main_model.fit(states, target_qs, batch_size=32), two gradient
@@ -263,18 +294,25 @@ class CartPole:
         # Gymnasium's n is a NumPy integer, which Keras 3's Dense(units) refuses.
         self.action_size       = int(self.env.action_space.n)
         self.agent             = AGENTS[args.agent](self.state_size, self.action_size,
-                                                    args.weights, args.fresh)
+                                                    args.weights, args.fresh,
+                                                    **hyperparameters(args))
         # The tutorial replays 32 samples once each episode; the second source
         # replays batches of 64 after every step (--train-every changes it).
         self.train_every       = "episode"
         if args.agent == "target":
-            self.sample_batch_size, self.train_every = 64, "step"
+            self.sample_batch_size, self.train_every = 64, 1
+        self.sample_batch_size = args.batch_size or self.sample_batch_size
         self.train_every       = args.train_every or self.train_every
         self.stop_at           = args.stop_at
         self.seed              = args.seed
+        self.log_path          = args.log     # --log: a CSV row per episode
+        self.plot_path         = args.plot    # --plot: a PNG learning curve
+        self.history           = []           # the rows, for both
 
     def run(self):
         scores = []
+        start, steps = time.perf_counter(), 0
+        log = open_log(self.log_path)
         try:
             for index_episode in range(self.episodes):
                 # Tutorial: state = self.env.reset(). Gymnasium returns (state, info),
@@ -297,22 +335,73 @@ class CartPole:
                     # Easy to miss: the next step starts from where this one ended.
                     state = next_state
                     index += 1
-                    if self.train_every == "step":
+                    if self.train_every != "episode" and (steps + index) % self.train_every == 0:
                         self.agent.replay(self.sample_batch_size)
                 # Tutorial: index + 1, one more than the steps the pole stayed up.
                 scores.append(index)
-                average = np.mean(scores[-100:])
-                print("Episode {}# Score: {}  avg100: {:.1f}  exploration: {:.3f}".format(
-                    index_episode, index, average, self.agent.exploration_rate), flush=True)
+                steps += index
+                row = dict(episode=index_episode, score=index, avg100=np.mean(scores[-100:]),
+                           exploration=self.agent.exploration_rate,
+                           seconds=time.perf_counter() - start, steps=steps)
+                print("Episode {episode}# Score: {score}  avg100: {avg100:.1f}  "
+                      "exploration: {exploration:.3f}".format(**row), flush=True)
+                self.history.append(row)
+                if log:
+                    log.writerow({**row, "avg100": f"{row['avg100']:.2f}",
+                                  "exploration": f"{row['exploration']:.5f}",
+                                  "seconds": f"{row['seconds']:.3f}"})
                 if self.train_every == "episode":
                     self.agent.replay(self.sample_batch_size)
                 self.agent.end_episode(index_episode)
                 if solved(scores, self.stop_at):
-                    print(f"Solved: the last 100 episodes average {average:.1f} >= {self.stop_at:g}")
+                    print(f"Solved: the last 100 episodes average {row['avg100']:.1f} "
+                          f">= {self.stop_at:g}")
                     break
         finally:
             self.agent.save_model()
             print(f"Weights saved to {self.agent.weight_backup}", flush=True)
+            if self.plot_path and self.history:
+                plot_learning_curve(self.plot_path, self.history, self.stop_at)
+
+
+def open_log(path):
+    """A CSV writer that flushes every row, so an interrupted run keeps its log."""
+    if not path:
+        return None
+    stream = open(path, "w", newline="", buffering=1)
+    writer = csv.DictWriter(stream, LOG_COLUMNS)
+    writer.writeheader()
+    return writer
+
+
+LOG_COLUMNS = ["episode", "score", "avg100", "exploration", "seconds", "steps"]
+
+
+def plot_learning_curve(path, history, stop_at):
+    """Score, last-100 average and the solved bar; exploration on a second axis."""
+    import matplotlib
+    matplotlib.use("Agg")  # draw into a file; no display needed
+    import matplotlib.pyplot as plt
+    episodes = [row["episode"] for row in history]
+    figure, scores_axis = plt.subplots(figsize=(8, 4.5))
+    scores_axis.plot(episodes, [row["score"] for row in history], color="tab:blue",
+                     alpha=0.35, linewidth=0.8, label="score")
+    scores_axis.plot(episodes, [row["avg100"] for row in history], color="tab:blue",
+                     linewidth=2, label="last-100 average")
+    if stop_at:
+        scores_axis.axhline(stop_at, color="tab:red", linestyle="--", label=f"solved ({stop_at:g})")
+    scores_axis.set(xlabel="episode", ylabel="score (steps)", ylim=(0, 510))
+    rate_axis = scores_axis.twinx()
+    rate_axis.plot(episodes, [row["exploration"] for row in history], color="tab:green",
+                   linewidth=1, label="exploration rate")
+    rate_axis.set(ylabel="exploration rate", ylim=(0, 1.02))
+    lines = scores_axis.get_legend_handles_labels()
+    rates = rate_axis.get_legend_handles_labels()
+    scores_axis.legend(lines[0] + rates[0], lines[1] + rates[1], loc="upper center",
+                       bbox_to_anchor=(0.5, -0.15), ncol=4, frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def solved(scores, stop_at):
@@ -384,6 +473,16 @@ def bounded(kind, low, high=None):
     return parse
 
 
+def replay_interval(text):
+    """--train-every: 'episode', or a number of steps ('step' is 1)."""
+    if text in ("step", "episode"):
+        return 1 if text == "step" else text
+    try:
+        return bounded(int, 1)(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not step, episode or a number") from None
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Deep Q-Learning on CartPole-v1 (Keras + Gymnasium). "
@@ -405,17 +504,50 @@ def parse_args(argv=None):
     parser.add_argument("--agent", choices=AGENTS, default="tutorial",
                         help="tutorial: the tutorial's DQN (default); target: the second "
                              "source's DQN with a target network")
-    parser.add_argument("--train-every", choices=["step", "episode"],
-                        help="replay after every step or after every episode "
-                             "(default: episode for tutorial, step for target)")
     parser.add_argument("--video", metavar="DIR",
                         help="with --play: record each game as an MP4 in DIR")
+    parser.add_argument("--log", metavar="CSV", help="write one CSV row per episode")
+    parser.add_argument("--plot", metavar="PNG", help="write a learning curve at the end")
+    knobs = parser.add_argument_group(
+        "hyperparameters", "Each defaults to the value in the chosen agent's source.")
+    knobs.add_argument("--gamma", type=bounded(float, 0, 1), help="discount rate")
+    knobs.add_argument("--learning-rate", type=bounded(float, 1e-9, 1), help="Adam's step size")
+    knobs.add_argument("--batch-size", type=bounded(int, 1), help="samples per replay")
+    knobs.add_argument("--memory-size", type=bounded(int, 1), help="transitions remembered")
+    knobs.add_argument("--exploration-decay", type=bounded(float, 0, 1),
+                       help="factor on the exploration rate per decay")
+    knobs.add_argument("--exploration-min", type=bounded(float, 0, 1),
+                       help="floor of the exploration rate")
+    knobs.add_argument("--train-every", type=replay_interval, metavar="{step,episode,N}",
+                       help="replay after every step, every N steps, or after every "
+                            "episode (default: episode for tutorial, step for target)")
+    target_only = parser.add_argument_group("target agent only")
+    target_only.add_argument("--sync-every", type=bounded(int, 1), metavar="N",
+                             help="sync the target network every N episodes (default 10)")
+    target_only.add_argument("--sync-by", choices=["episode", "update"],
+                             help="count --sync-every in episodes (default) or in updates")
+    target_only.add_argument("--double", action="store_true", default=None,
+                             help="Double DQN targets")
+    target_only.add_argument("--loss", choices=["mse", "huber"], help="default: mse")
     args = parser.parse_args(argv)
+    for name in TARGET_ONLY:
+        if getattr(args, name) is not None and args.agent != "target":
+            parser.error(f"--{name.replace('_', '-')} needs --agent target")
     if args.video and not args.play:
         parser.error("--video records --play games: add --play N")
     if args.video and args.render:
         parser.error("--video and --render draw in different ways: choose one")
     return args
+
+
+TARGET_ONLY = ["sync_every", "sync_by", "double", "loss"]
+
+
+def hyperparameters(args):
+    """The agent attributes that flags set; None means the source's default."""
+    names = ["gamma", "learning_rate", "memory_size", "exploration_decay",
+             "exploration_min", *TARGET_ONLY]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def main(argv=None):
@@ -430,7 +562,11 @@ def main(argv=None):
     try:
         if args.play:
             return play_saved(args)
-        check_writable(args.weights)
+        for path in (args.weights, args.log, args.plot):
+            if path:
+                check_writable(path)
+        if args.plot:
+            require("matplotlib", "--plot")
         cartpole = CartPole(args)
     except (UsageError, WeightFileError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -478,6 +614,13 @@ def record_video(env, folder):
                                         name_prefix="cartpole")
     except gym.error.DependencyNotInstalled:
         raise UsageError("--video needs moviepy: pip install moviepy") from None
+
+
+def require(module, flag):
+    try:
+        __import__(module)
+    except ImportError:
+        raise UsageError(f"{flag} needs {module}: pip install {module}") from None
 
 
 def raise_terminated(signum, frame):
