@@ -340,44 +340,57 @@ class CartPole:
                 # Tutorial: index + 1, one more than the steps the pole stayed up.
                 scores.append(index)
                 steps += index
-                row = dict(episode=index_episode, score=index, avg100=np.mean(scores[-100:]),
-                           exploration=self.agent.exploration_rate,
-                           seconds=time.perf_counter() - start, steps=steps)
-                print("Episode {episode}# Score: {score}  avg100: {avg100:.1f}  "
-                      "exploration: {exploration:.3f}".format(**row), flush=True)
-                self.history.append(row)
-                if log:
-                    log.writerow({**row, "avg100": f"{row['avg100']:.2f}",
-                                  "exploration": f"{row['exploration']:.5f}",
-                                  "seconds": f"{row['seconds']:.3f}"})
+                self.report(index_episode, scores, steps, time.perf_counter() - start, log)
                 if self.train_every == "episode":
                     self.agent.replay(self.sample_batch_size)
                 self.agent.end_episode(index_episode)
                 if solved(scores, self.stop_at):
-                    print(f"Solved: the last 100 episodes average {row['avg100']:.1f} "
+                    print(f"Solved: the last 100 episodes average {np.mean(scores[-100:]):.1f} "
                           f">= {self.stop_at:g}")
                     break
         finally:
             self.agent.save_model()
             print(f"Weights saved to {self.agent.weight_backup}", flush=True)
+            if log:
+                log.close()
             if self.plot_path and self.history:
-                plot_learning_curve(self.plot_path, self.history, self.stop_at)
+                plot_learning_curve(self.plot_path, self.history)
+
+    def report(self, index_episode, scores, steps, seconds, log):
+        """Print the episode's line, and keep it for --log and --plot."""
+        row = dict(episode=index_episode, score=scores[-1], avg100=np.mean(scores[-100:]),
+                   exploration=self.agent.exploration_rate, seconds=seconds, steps=steps)
+        print("Episode {episode}# Score: {score}  avg100: {avg100:.1f}  "
+              "exploration: {exploration:.3f}".format(**row), flush=True)
+        self.history.append(row)
+        if log:
+            log.write(row)
 
 
 def open_log(path):
-    """A CSV writer that flushes every row, so an interrupted run keeps its log."""
-    if not path:
-        return None
-    stream = open(path, "w", newline="", buffering=1)
-    writer = csv.DictWriter(stream, LOG_COLUMNS)
-    writer.writeheader()
-    return writer
+    """The --log CSV, written a row at a time, so an interrupted run keeps it."""
+    return CsvLog(path) if path else None
+
+
+class CsvLog:
+    def __init__(self, path):
+        self.stream = open(path, "w", newline="", buffering=1)   # flushed every line
+        self.writer = csv.DictWriter(self.stream, LOG_COLUMNS)
+        self.writer.writeheader()
+
+    def write(self, row):
+        self.writer.writerow({**row, "avg100": f"{row['avg100']:.2f}",
+                              "exploration": f"{row['exploration']:.5f}",
+                              "seconds": f"{row['seconds']:.3f}"})
+
+    def close(self):
+        self.stream.close()
 
 
 LOG_COLUMNS = ["episode", "score", "avg100", "exploration", "seconds", "steps"]
 
 
-def plot_learning_curve(path, history, stop_at):
+def plot_learning_curve(path, history):
     """Score, last-100 average and the solved bar; exploration on a second axis."""
     import matplotlib
     matplotlib.use("Agg")  # draw into a file; no display needed
@@ -388,8 +401,8 @@ def plot_learning_curve(path, history, stop_at):
                      alpha=0.35, linewidth=0.8, label="score")
     scores_axis.plot(episodes, [row["avg100"] for row in history], color="tab:blue",
                      linewidth=2, label="last-100 average")
-    if stop_at:
-        scores_axis.axhline(stop_at, color="tab:red", linestyle="--", label=f"solved ({stop_at:g})")
+    # CartPole-v1's solved bar, whatever --stop-at is.
+    scores_axis.axhline(475, color="tab:red", linestyle="--", label="solved (475)")
     scores_axis.set(xlabel="episode", ylabel="score (steps)", ylim=(0, 510))
     rate_axis = scores_axis.twinx()
     rate_axis.plot(episodes, [row["exploration"] for row in history], color="tab:green",
@@ -556,9 +569,14 @@ def main(argv=None):
     # file name is kept on purpose, and only its weights are ever read back.
     logging.getLogger("absl").setLevel(logging.ERROR)
     if args.seed is not None:
-        # One place seeds Python, NumPy and TensorFlow; the environment gets
-        # the same seed in reset() and for its own random actions.
+        # One place seeds Python, NumPy and TensorFlow (random actions come from
+        # Python's random); the environment gets the seed in its first reset().
         keras.utils.set_random_seed(args.seed)
+    # `kill` sends SIGTERM, which would end Python without running `finally`.
+    signal.signal(signal.SIGTERM, raise_terminated)
+    # A shell starts background jobs with Ctrl-C (SIGINT) ignored, and then
+    # Python would ignore it too: make it always stop the run and save.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.play:
             return play_saved(args)
@@ -567,16 +585,10 @@ def main(argv=None):
                 check_writable(path)
         if args.plot:
             require("matplotlib", "--plot")
-        cartpole = CartPole(args)
+        CartPole(args).run()
     except (UsageError, WeightFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.seed is not None:
-        cartpole.env.action_space.seed(args.seed)
-    # `kill` sends SIGTERM, which would end Python without running `finally`.
-    signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        cartpole.run()
     except KeyboardInterrupt:
         return 130
     except Terminated:

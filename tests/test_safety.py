@@ -21,10 +21,17 @@ def one_line_error(result):
     return lines[0]
 
 
-@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_training_saves_the_weights(tmp_path, sig, status):
+def ignore_sigint():
+    # What a shell does to a background job (`python cartpole_dqn.py &`).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sig, status, start", [(signal.SIGINT, 130, None),
+                                                (signal.SIGTERM, 143, None),
+                                                (signal.SIGINT, 130, ignore_sigint)])
+def test_a_signal_during_training_saves_the_weights(tmp_path, sig, status, start):
     run = subprocess.Popen([sys.executable, str(SCRIPT), "--fresh", "--seed", "1"],
-                           cwd=tmp_path, env=cli_env(), text=True,
+                           cwd=tmp_path, env=cli_env(), text=True, preexec_fn=start,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in run.stdout:
         if line.startswith("Episode 40#"):
