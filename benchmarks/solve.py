@@ -25,6 +25,7 @@ import os
 import platform
 import queue
 import re
+import shlex
 import signal
 import statistics
 import subprocess
@@ -64,6 +65,12 @@ def play(seed, out, flags, cpu):
          "--agent", agent, "--weights", weights(out, seed)],
         capture_output=True, text=True, env=quiet_env(), check=True, preexec_fn=pin(cpu))
     return float(re.search(r"Mean score over 100 games: ([\d.]+)", result.stdout).group(1))
+
+
+def say(line):
+    """One progress line, written whole, so parallel seeds do not interleave."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def weights(out, seed):
@@ -185,7 +192,7 @@ def parse_args():
     parser.add_argument("--summary", help="a Markdown file to append the median row to")
     parser.add_argument("flags", nargs="*", help="after --: flags for cartpole_dqn.py")
     args = parser.parse_args()
-    args.out = args.out or os.path.join(HERE, "runs", re.sub(r"\W+", "-", args.name))
+    args.out = args.out or os.path.join(HERE, "runs", re.sub(r"\W+", "-", args.name).strip("-"))
     return args
 
 
@@ -200,12 +207,11 @@ def main():
     def one_seed(seed):
         cpu = free_cpus.get()
         try:
-            print(f"seed {seed}: training" + (f" on CPU {cpu}" if cpu is not None else ""),
-                  flush=True)
+            say(f"seed {seed}: training" + (f" on CPU {cpu}" if cpu is not None else ""))
             rows = train(seed, args, args.out, cpu)
             result = summarise(seed, rows, play(seed, args.out, args.flags, cpu))
-            print(f"seed {seed}: " + ", ".join(
-                f"{k} {cell(v, k)}" for k, v in result.items() if k != "seed"), flush=True)
+            say(f"seed {seed}: " + ", ".join(
+                f"{k} {cell(v, k)}" for k, v in result.items() if k != "seed"))
             return rows, result
         finally:
             free_cpus.put(cpu)
@@ -213,7 +219,7 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         logs, results = zip(*pool.map(one_seed, seeds))
     total = median_row(f"median of {len(seeds)}", results)
-    command = "python benchmarks/solve.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/solve.py " + shlex.join(sys.argv[1:])
     table = (f"{args.name}: `{command}`\n\n{versions()}; budget {args.episodes} episodes "
              f"and {args.seconds:g} s of training per seed.\n\n" + markdown(list(results) + [total]))
     with open(os.path.join(args.out, "table.md"), "w") as f:

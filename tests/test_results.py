@@ -1,0 +1,156 @@
+"""Flags, --log, --plot and benchmarks/solve.py (issue 4)."""
+import csv
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from cartpole_dqn import CartPole, parse_args
+from conftest import ROOT, SCRIPT, cli_env, episode_scores
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("agent", ["tutorial", "target"])
+def test_log_and_plot_match_the_episode_lines(cli, tmp_path, agent):
+    result = cli("--agent", agent, "--episodes", 12, "--seed", 2, "--fresh",
+                 "--log", "run.csv", "--plot", "run.png")
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "run.csv")
+    assert list(rows[0]) == ["episode", "score", "avg100", "exploration", "seconds", "steps"]
+    scores = episode_scores(result.stdout)
+    assert [int(r["score"]) for r in rows] == scores
+    assert [int(r["episode"]) for r in rows] == list(range(12))
+    assert [int(r["steps"]) for r in rows] == list(np.cumsum(scores))
+    assert [float(r["avg100"]) for r in rows] == pytest.approx(
+        [np.mean(scores[:i + 1]) for i in range(12)], abs=0.01)
+    seconds = [float(r["seconds"]) for r in rows]
+    assert seconds == sorted(seconds) and seconds[-1] > 0
+    assert float(rows[0]["exploration"]) == 1.0
+    assert float(rows[-1]["exploration"]) < 1.0
+    assert (tmp_path / "run.png").read_bytes()[:8] == PNG
+
+
+def test_an_interrupted_run_keeps_its_log_and_plot(tmp_path):
+    run = subprocess.Popen([sys.executable, str(SCRIPT), "--fresh", "--seed", "3",
+                            "--log", "run.csv", "--plot", "run.png"],
+                           cwd=tmp_path, env=cli_env(), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in run.stdout:
+        if line.startswith("Episode 30#"):
+            break
+    run.send_signal(signal.SIGINT)
+    run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert len(read_csv(tmp_path / "run.csv")) >= 31
+    assert (tmp_path / "run.png").read_bytes()[:8] == PNG
+
+
+def build(tmp_path, *flags):
+    return CartPole(parse_args(["--weights", str(tmp_path / "w.h5"), *map(str, flags)]))
+
+
+def test_defaults_are_the_sources_values(tmp_path):
+    tutorial = build(tmp_path)
+    agent = tutorial.agent
+    assert (tutorial.sample_batch_size, tutorial.train_every) == (32, "episode")
+    assert (agent.gamma, agent.learning_rate, agent.memory.maxlen) == (0.95, 0.001, 2000)
+    assert (agent.exploration_decay, agent.exploration_min) == (0.995, 0.01)
+    assert agent.brain.loss == "mse"
+
+    target = build(tmp_path, "--agent", "target")
+    agent = target.agent
+    assert (target.sample_batch_size, target.train_every) == (64, 1)
+    assert (agent.gamma, agent.learning_rate, agent.memory.maxlen) == (0.99, 0.001, 50000)
+    assert (agent.sync_every, agent.sync_by, agent.double, agent.brain.loss) == (
+        10, "episode", False, "mse")
+
+
+def test_flags_change_the_hyperparameters(tmp_path):
+    cartpole = build(tmp_path, "--agent", "target", "--gamma", 0.9, "--learning-rate", 0.01,
+                     "--batch-size", 16, "--memory-size", 300, "--exploration-decay", 0.9,
+                     "--exploration-min", 0.05, "--train-every", 4, "--sync-every", 7,
+                     "--sync-by", "update", "--double", "--loss", "huber")
+    agent = cartpole.agent
+    assert (cartpole.sample_batch_size, cartpole.train_every) == (16, 4)
+    assert (agent.gamma, agent.memory.maxlen, agent.exploration_decay) == (0.9, 300, 0.9)
+    assert agent.exploration_min == 0.05
+    assert float(keras.ops.convert_to_numpy(agent.brain.optimizer.learning_rate)) == \
+        pytest.approx(0.01)
+    assert (agent.sync_every, agent.sync_by, agent.double, agent.brain.loss) == (
+        7, "update", True, "huber")
+    assert build(tmp_path, "--train-every", "episode").train_every == "episode"
+    assert build(tmp_path, "--train-every", "step").train_every == 1
+
+
+@pytest.mark.parametrize("flag", [["--double"], ["--sync-every", "5"], ["--loss", "huber"],
+                                  ["--sync-by", "update"]])
+def test_target_only_flags_need_the_target_agent(cli, flag):
+    result = cli(*flag)
+    assert result.returncode == 2
+    assert f"{flag[0]} needs --agent target" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--gamma", "1.5"], ["--learning-rate", "0"],
+                                  ["--train-every", "0"], ["--train-every", "often"],
+                                  ["--batch-size", "0"]])
+def test_hyperparameters_out_of_range_are_usage_errors(cli, args):
+    result = cli(*args)
+    assert result.returncode == 2 and result.stderr.startswith("usage: ")
+
+
+def test_train_every_n_steps_replays_on_every_nth_step(tmp_path):
+    keras.utils.set_random_seed(0)
+    cartpole = build(tmp_path, "--agent", "target", "--episodes", 8, "--train-every", 4)
+    cartpole.run()
+    steps = cartpole.history[-1]["steps"]
+    # The memory holds a batch of 64 from step 64 on.
+    assert cartpole.agent.updates == len(range(64, steps + 1, 4)) > 0
+
+
+def test_sync_by_update_syncs_every_n_replays(tmp_path):
+    agent = build(tmp_path, "--agent", "target", "--sync-by", "update", "--sync-every", 3).agent
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        state, next_state = rng.normal(size=(2, 1, 4)).astype(np.float32)
+        agent.remember(state, int(rng.integers(2)), 1.0, next_state, False)
+    synced = [w.copy() for w in agent.target_brain.get_weights()]
+    agent.replay(64)
+    agent.replay(64)
+    agent.end_episode(0)   # counting updates: episodes no longer sync
+    assert all(np.array_equal(a, b) for a, b in zip(synced, agent.target_brain.get_weights()))
+    agent.replay(64)
+    assert all(np.array_equal(a, b) for a, b in
+               zip(agent.brain.get_weights(), agent.target_brain.get_weights()))
+
+
+def test_solve_benchmark_runs_end_to_end(tmp_path):
+    # Both seeds run out of time long before episodes: solve.py stops them
+    # with SIGINT, and the weights saved on the way out are played.
+    summary = tmp_path / "summary.md"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "solve.py"), "--name", "tiny",
+         "--seeds", "2", "--episodes", "100000", "--seconds", "2", "--out", str(tmp_path / "out"),
+         "--summary", str(summary), "--", "--agent", "tutorial"],
+        env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| seed | solved | episodes to 195 |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["0", "1", "median of 2"]
+    assert rows[-1].split("|")[2].strip() == "0/2"
+    for seed in (0, 1):
+        logged = read_csv(tmp_path / "out" / f"seed{seed}.csv")
+        assert 10 < len(logged) < 100000 and float(logged[-1]["seconds"]) >= 2
+        assert (tmp_path / "out" / f"seed{seed}.out").read_text().endswith(
+            f"Weights saved to {tmp_path / 'out' / f'seed{seed}.h5'}\n")
+    assert (tmp_path / "out" / "curve.png").read_bytes()[:8] == PNG
+    assert summary.read_text().startswith("| tiny | 0/2 |")
