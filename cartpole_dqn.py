@@ -312,7 +312,7 @@ class CartPole:
     def run(self):
         scores = []
         start, steps = time.perf_counter(), 0
-        log = open_log(self.log_path)
+        log = CsvLog(self.log_path) if self.log_path else None
         try:
             for index_episode in range(self.episodes):
                 # Tutorial: state = self.env.reset(). Gymnasium returns (state, info),
@@ -360,19 +360,17 @@ class CartPole:
         """Print the episode's line, and keep it for --log and --plot."""
         row = dict(episode=index_episode, score=scores[-1], avg100=np.mean(scores[-100:]),
                    exploration=self.agent.exploration_rate, seconds=seconds, steps=steps)
-        print("Episode {episode}# Score: {score}  avg100: {avg100:.1f}  "
-              "exploration: {exploration:.3f}".format(**row), flush=True)
+        # Logged before it is printed, so an episode the user saw is in the CSV.
         self.history.append(row)
         if log:
             log.write(row)
-
-
-def open_log(path):
-    """The --log CSV, written a row at a time, so an interrupted run keeps it."""
-    return CsvLog(path) if path else None
+        print("Episode {episode}# Score: {score}  avg100: {avg100:.1f}  "
+              "exploration: {exploration:.3f}".format(**row), flush=True)
 
 
 class CsvLog:
+    """The --log CSV, written a row at a time, so an interrupted run keeps it."""
+
     def __init__(self, path):
         self.stream = open(path, "w", newline="", buffering=1)   # flushed every line
         self.writer = csv.DictWriter(self.stream, LOG_COLUMNS)
@@ -621,11 +619,9 @@ def record_video(env, folder):
     # Frames are drawn into memory, so pygame needs no display; without this
     # it probes for one, and SDL prints complaints about each it cannot find.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    try:
-        return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
-                                        name_prefix="cartpole")
-    except gym.error.DependencyNotInstalled:
-        raise UsageError("--video needs moviepy: pip install moviepy") from None
+    require("moviepy", "--video")
+    return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
+                                    name_prefix="cartpole")
 
 
 def require(module, flag):
