@@ -12,27 +12,46 @@ same algorithm; only the library calls that no longer work, or that cost
     python cartpole_dqn.py --play 10     # play 10 greedy games with the saved weights
 """
 import argparse
+import contextlib
 import csv
+import itertools
 import logging
 import os
 import random
 import signal
+import stat
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):
+    # Run as a script: hold Ctrl-C and `kill` back while the libraries below
+    # load (a few seconds); main() takes them over, see class Stop.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
 import numpy as np
-# TensorFlow prints INFO lines about CPU instructions at every start; hide
-# INFO only (warnings and errors still show) unless the user chose a level.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 # Tutorial: `import gym`. Gymnasium is the maintained Gym; gym 0.26 crashes on NumPy 2.
 import gymnasium as gym
+
+# TensorFlow reads two settings from the environment while it loads:
+#  TF_ENABLE_ONEDNN_OPTS=0  its own kernels, not oneDNN's. It turns oneDNN on by
+#      itself on some CPUs (AVX-512 ones among them), which then prints a notice
+#      at every start and rounds differently, so the same seed takes another path.
+#  TF_CPP_MIN_LOG_LEVEL=1   no INFO lines about the CPU's instructions.
+# A value the user set wins. Ours are taken out again once TensorFlow has read
+# them, so that importing this file leaves the environment as it was.
+TENSORFLOW_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "1"}
+ours = {name: value for name, value in TENSORFLOW_SETTINGS.items() if name not in os.environ}
+os.environ.update(ours)
 import keras
 import tensorflow as tf
 from keras.layers import Dense
 from keras.models import Sequential
 from keras.optimizers import Adam
+for name in ours:
+    del os.environ[name]
 
 
 class WeightFileError(Exception):
@@ -97,19 +116,10 @@ class Agent():
             ) from None
 
     def save_model(self):
-        # Tutorial: self.brain.save(self.weight_backup). Written to a temporary
-        # file in the same folder and then renamed over the old one in one step,
-        # so a run killed while saving leaves the old file or the new one,
-        # never half of one.
-        folder = os.path.dirname(os.path.abspath(self.weight_backup))
-        handle, temporary = tempfile.mkstemp(suffix=".h5", prefix=".cartpole-", dir=folder)
-        os.close(handle)
-        try:
-            self.brain.save(temporary)
-            os.replace(temporary, self.weight_backup)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        # Tutorial: self.brain.save(self.weight_backup), which writes the file in
+        # place. save_atomically writes beside it and then renames, so a run
+        # killed while saving leaves the old file or the new one, never half of one.
+        save_atomically(self.brain, self.weight_backup)
 
     def act(self, state):
         # 4# Act: explore at random with probability exploration_rate,
@@ -122,13 +132,13 @@ class Agent():
     def predict(self, state):
         # Tutorial: self.brain.predict(state), which costs ~46 ms a call. The same
         # forward pass (Dense relu, Dense relu, Dense linear) in NumPy on the
-        # brain's current weights costs ~0.01 ms; tests check it against predict().
+        # brain's current weights costs ~0.02 ms; tests check it against predict().
         layers = list(zip(self._weights[0::2], self._weights[1::2]))
         output = state
         for kernel, bias in layers[:-1]:
-            output = np.maximum(output @ kernel + bias, 0.0)
+            output = np.maximum(dense(output, kernel) + bias, 0.0)
         kernel, bias = layers[-1]
-        return output @ kernel + bias
+        return dense(output, kernel) + bias
 
     def remember(self, state, action, reward, next_state, done):
         # 2# Remember: store the transition so replay can learn from it later.
@@ -267,16 +277,24 @@ class TargetAgent(Agent):
         return self.brain.weights
 
 
+def dense(inputs, kernel):
+    """inputs @ kernel, summed in the same order on every CPU.
+
+    NumPy's @ hands the sum to a BLAS library, which picks code for the CPU it
+    finds (AVX-512, AVX2, ...), and each adds the products in its own order:
+    the last bits differ, and after a thousand episodes so does the path a seed
+    takes. Broadcasting and summing over the middle axis adds one input after
+    another, in order, whatever the CPU.
+    """
+    return (inputs[:, :, None] * kernel).sum(axis=1)
+
+
 def stack(sample_batch):
     """Turn a list of (state, action, reward, next_state, done) into five arrays."""
     states, actions, rewards, next_states, dones = zip(*sample_batch)
     return (np.concatenate(states).astype(np.float32), np.array(actions, np.int32),
             np.array(rewards, np.float32), np.concatenate(next_states).astype(np.float32),
             np.array(dones, bool))
-
-
-class Terminated(Exception):
-    """Raised by the SIGTERM handler so that `kill` runs the `finally` save too."""
 
 
 # 1# main() function
@@ -310,51 +328,55 @@ class CartPole:
         self.history           = []           # the rows, for both
 
     def run(self):
-        scores = []
-        start, steps = time.perf_counter(), 0
-        log = CsvLog(self.log_path) if self.log_path else None
-        try:
-            for index_episode in range(self.episodes):
-                # Tutorial: state = self.env.reset(). Gymnasium returns (state, info),
-                # and takes the seed here, once, for the first episode only.
-                state, _ = self.env.reset(seed=self.seed if index_episode == 0 else None)
-                state = np.reshape(state, [1, self.state_size])
-                done = False
-                index = 0
-                while not done:
-                    action = self.agent.act(state)
-                    # Tutorial: next_state, reward, done, _ = env.step(action).
-                    # Gymnasium splits done in two, and the difference matters:
-                    # terminated: the pole fell or the cart left; no future reward.
-                    # truncated: the 500-step time limit; the future goes on, so
-                    # replay must still add gamma * max Q(next_state).
-                    next_state, reward, terminated, truncated, _ = self.env.step(action)
-                    done = terminated or truncated
-                    next_state = np.reshape(next_state, [1, self.state_size])
-                    self.agent.remember(state, action, reward, next_state, terminated)
-                    # Easy to miss: the next step starts from where this one ended.
-                    state = next_state
-                    index += 1
-                    if self.train_every != "episode" and (steps + index) % self.train_every == 0:
+        # From here on Ctrl-C and kill only stop the run between two steps; see class Stop.
+        with Stop():
+            scores = []
+            start, steps = time.perf_counter(), 0
+            log = CsvLog(self.log_path) if self.log_path else None
+            try:
+                for index_episode in range(self.episodes):
+                    # Tutorial: state = self.env.reset(). Gymnasium returns (state, info),
+                    # and takes the seed here, once, for the first episode only.
+                    state, _ = self.env.reset(seed=self.seed if index_episode == 0 else None)
+                    state = np.reshape(state, [1, self.state_size])
+                    done = False
+                    index = 0
+                    while not done:
+                        action = self.agent.act(state)
+                        # Tutorial: next_state, reward, done, _ = env.step(action).
+                        # Gymnasium splits done in two, and the difference matters:
+                        # terminated: the pole fell or the cart left; no future reward.
+                        # truncated: the 500-step time limit; the future goes on, so
+                        # replay must still add gamma * max Q(next_state).
+                        next_state, reward, terminated, truncated, _ = self.env.step(action)
+                        done = terminated or truncated
+                        next_state = np.reshape(next_state, [1, self.state_size])
+                        self.agent.remember(state, action, reward, next_state, terminated)
+                        # Easy to miss: the next step starts from where this one ended.
+                        state = next_state
+                        index += 1
+                        if self.train_every != "episode" and (steps + index) % self.train_every == 0:
+                            self.agent.replay(self.sample_batch_size)
+                        # Ctrl-C or kill: stop here, between two steps, and save below.
+                        Stop.check()
+                    # Tutorial: index + 1, one more than the steps the pole stayed up.
+                    scores.append(index)
+                    steps += index
+                    self.report(index_episode, scores, steps, time.perf_counter() - start, log)
+                    if self.train_every == "episode":
                         self.agent.replay(self.sample_batch_size)
-                # Tutorial: index + 1, one more than the steps the pole stayed up.
-                scores.append(index)
-                steps += index
-                self.report(index_episode, scores, steps, time.perf_counter() - start, log)
-                if self.train_every == "episode":
-                    self.agent.replay(self.sample_batch_size)
-                self.agent.end_episode(index_episode)
-                if solved(scores, self.stop_at):
-                    print(f"Solved: the last 100 episodes average {np.mean(scores[-100:]):.1f} "
-                          f">= {self.stop_at:g}")
-                    break
-        finally:
-            self.agent.save_model()
-            print(f"Weights saved to {self.agent.weight_backup}", flush=True)
-            if log:
-                log.close()
-            if self.plot_path and self.history:
-                plot_learning_curve(self.plot_path, self.history)
+                    self.agent.end_episode(index_episode)
+                    if solved(scores, self.stop_at):
+                        print(f"Solved: the last 100 episodes average {np.mean(scores[-100:]):.1f} "
+                              f">= {self.stop_at:g}")
+                        break
+            finally:
+                self.agent.save_model()
+                print(f"Weights saved to {self.agent.weight_backup}", flush=True)
+                if log:
+                    log.close()
+                if self.plot_path and self.history:
+                    plot_learning_curve(self.plot_path, self.history)
 
     def report(self, index_episode, scores, steps, seconds, log):
         """Print the episode's line, and keep it for --log and --plot."""
@@ -443,31 +465,142 @@ class UsageError(Exception):
     """A problem with the command line or the machine, reported in one line."""
 
 
-def check_writable(path):
-    """Fail now, not after hours of training, if `path` cannot be written."""
-    folder = os.path.dirname(os.path.abspath(path))
+def check_paths(args):
+    """Refuse, before anything is trained or played, a path that would fail later.
+
+    Each problem is one line and exit status 2, while the work is still ahead
+    and the old weight file untouched.
+    """
+    check_file("--weights", args.weights, write=not args.play)
+    check_weight_name(args.weights)
+    if args.log:
+        check_file("--log", args.log)
+    if args.plot:
+        require("matplotlib", "--plot")
+        check_file("--plot", args.plot)
+        check_picture_name(args.plot)
+    if args.video:
+        require("moviepy", "--video")
+        check_video_folder(args.video)
+    named = [(flag, os.path.realpath(path)) for flag, path in
+             (("--weights", args.weights), ("--log", args.log), ("--plot", args.plot)) if path]
+    for i, (flag, path) in enumerate(named):
+        for other, other_path in named[i + 1:]:
+            if path == other_path:
+                raise UsageError(f"{flag} and {other} name the same file, {path}: "
+                                 "one would overwrite the other")
+
+
+def check_weight_name(path):
+    """Keras picks a file's format by the end of its name: allow only names it
+    reads back as the HDF5 file that save_model writes."""
+    name = os.path.basename(path)
+    if not name:
+        raise UsageError(f"--weights {path!r} names no file")
+    if name.endswith(".weights.h5"):
+        raise UsageError(f"--weights {path}: Keras reads a name ending in .weights.h5 as "
+                         "its newer weights-only format, not as the HDF5 file written "
+                         f"here; use a name like {path[:-len('.weights.h5')]}.h5")
+    if not name.endswith((".h5", ".hdf5")):
+        stem = os.path.splitext(path)[0] if name.lower().endswith((".keras", ".h5")) else path
+        raise UsageError(f"--weights {path}: the weight file is HDF5, and Keras reads a "
+                         f"name back as HDF5 only if it ends in .h5; use {stem}.h5")
+
+
+def check_file(flag, path, write=True):
+    """A file where a file is meant, in a folder that exists (and can be written)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a folder; name a file in it, such as "
+                         f"{os.path.join(path, DEFAULT_NAMES[flag])}")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise UsageError(f"{flag} {path} exists and is not a regular file")
+    if write:
+        check_writable(flag, os.path.dirname(os.path.abspath(path)), path)
+
+
+DEFAULT_NAMES = {"--weights": "cartpole_weight.h5", "--log": "log.csv", "--plot": "curve.png"}
+
+
+def check_writable(flag, folder, path):
+    """Fail now, not after hours of training, if nothing can be written in folder."""
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror} ({folder})") from None
+        raise UsageError(f"{flag} {path}: cannot write in {folder}: {error.strerror}") from None
+
+
+def check_picture_name(path):
+    """matplotlib picks the picture's format from the name's extension, and adds
+    .png to a name without one: ask for one it can write."""
+    from matplotlib.figure import Figure
+    formats = Figure().canvas.get_supported_filetypes()
+    extension = os.path.splitext(path)[1][1:].lower()
+    if extension not in formats:
+        found = f"matplotlib cannot write .{extension} pictures" if extension else "no extension"
+        raise UsageError(f"--plot {path}: {found}; end the name in .png, .svg or .pdf")
+
+
+def check_video_folder(folder):
+    """--video names a folder, which RecordVideo creates; each game is one MP4 in it."""
+    if os.path.splitext(folder)[1].lower() in (".mp4", ".gif", ".avi", ".mov", ".webm", ".mkv"):
+        raise UsageError(f"--video {folder}: --video takes a folder, and each game becomes "
+                         "an MP4 in it; name a folder, such as videos")
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"--video {folder}: {existing} is a file, not a folder")
+    check_writable("--video", existing, folder)
+
+
+def save_atomically(model, path):
+    """model.save(path), but all or nothing, and keeping the file's mode.
+
+    The weights go to a new file beside `path`, which then replaces `path` in
+    one rename: a run killed at any moment leaves the old file or the new one.
+    A symbolic link is followed, so the file it points to is the one updated.
+    """
+    path = os.path.realpath(path)
+    folder, name = os.path.split(path)
+    # Created as any new file is (the user's umask), unlike mkstemp's 0600; Keras
+    # needs the .h5 ending to write HDF5.
+    for attempt in itertools.count():
+        temporary = os.path.join(folder, f".{name}.{os.getpid()}-{attempt}.h5")
+        try:
+            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        model.save(temporary)
+        if os.path.exists(path):
+            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())   # on disk before the rename makes it the file
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def play(env, agent, episodes, seed=None):
     """Play greedy episodes with the saved weights (no exploration, no training)."""
     agent.exploration_rate = 0.0
     scores = []
-    for index_episode in range(episodes):
-        state, _ = env.reset(seed=seed if index_episode == 0 else None)
-        done = False
-        index = 0
-        while not done:
-            action = agent.act(np.reshape(state, [1, -1]))
-            state, _, terminated, truncated, _ = env.step(action)
-            done = terminated or truncated
-            index += 1
-        scores.append(index)
-        print(f"Play {index_episode}# Score: {index}", flush=True)
+    with Stop():
+        for index_episode in range(episodes):
+            state, _ = env.reset(seed=seed if index_episode == 0 else None)
+            done = False
+            index = 0
+            while not done:
+                action = agent.act(np.reshape(state, [1, -1]))
+                state, _, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+                index += 1
+                Stop.check()
+            scores.append(index)
+            print(f"Play {index_episode}# Score: {index}", flush=True)
     print(f"Mean score over {episodes} games: {np.mean(scores):.1f}")
     return scores
 
@@ -562,27 +695,21 @@ def hyperparameters(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    # Keras warns that a full model in .h5 is a legacy format; the tutorial's
-    # file name is kept on purpose, and only its weights are ever read back.
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    if args.seed is not None:
-        # One place seeds Python, NumPy and TensorFlow (random actions come from
-        # Python's random); the environment gets the seed in its first reset().
-        keras.utils.set_random_seed(args.seed)
-    # `kill` sends SIGTERM, which would end Python without running `finally`.
-    signal.signal(signal.SIGTERM, raise_terminated)
-    # A shell starts background jobs with Ctrl-C (SIGINT) ignored, and then
-    # Python would ignore it too: make it always stop the run and save.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The whole program, from here to its exit: Ctrl-C and kill only leave a
+    # note, which the loops act on (see class Stop).
+    Stop.take_over()
     try:
+        args = parse_args(argv)
+        check_paths(args)
+        # Keras warns that a full model in .h5 is a legacy format; the tutorial's
+        # file name is kept on purpose, and only its weights are ever read back.
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        if args.seed is not None:
+            # One place seeds Python, NumPy and TensorFlow (random actions come from
+            # Python's random); the environment gets the seed in its first reset().
+            keras.utils.set_random_seed(args.seed)
         if args.play:
             return play_saved(args)
-        for path in (args.weights, args.log, args.plot):
-            if path:
-                check_writable(path)
-        if args.plot:
-            require("matplotlib", "--plot")
         CartPole(args).run()
     except (UsageError, WeightFileError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -615,11 +742,9 @@ def play_saved(args):
 
 def record_video(env, folder):
     """Record every episode as an MP4 in folder, drawn off-screen (no display needed)."""
-    check_writable(os.path.join(folder, "video.mp4") if os.path.isdir(folder) else folder)
     # Frames are drawn into memory, so pygame needs no display; without this
     # it probes for one, and SDL prints complaints about each it cannot find.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    require("moviepy", "--video")
     return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
                                     name_prefix="cartpole")
 
@@ -631,8 +756,85 @@ def require(module, flag):
         raise UsageError(f"{flag} needs {module}: pip install {module}") from None
 
 
-def raise_terminated(signum, frame):
-    raise Terminated()
+class Terminated(BaseException):
+    """`kill` (SIGTERM) stopped the run: raised by Stop.check(), exit status 143.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception`
+    on the way up can swallow it.
+    """
+
+
+class Stop:
+    """Ctrl-C (SIGINT) and `kill` (SIGTERM), acted on where the program is ready.
+
+    A signal handler runs wherever Python happens to be when the signal lands:
+    inside TensorFlow, inside h5py during the save, inside a replay. A handler
+    that raised an exception would raise it there, and TensorFlow catches
+    exceptions and raises others in their place (a `TypeError` instead of the
+    stop). So the handler only notes the signal, and Stop.check(), called by
+    the training and play loops between two steps, raises KeyboardInterrupt or
+    Terminated from our own code. The tutorial's `finally` then saves the
+    weights. A signal that lands after the last check (in the last replay, or
+    during the save) is raised as soon as the `with Stop():` block ends.
+
+    `with Stop():` takes the signals over for the block and gives them back
+    after it, so that in a notebook the kernel's stop button keeps the training
+    as Ctrl-C does, and interrupts other cells as usual afterwards.
+    """
+    SIGNALS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
+    noted = None     # the first signal that landed and has not been raised yet
+
+    @staticmethod
+    def note(signum, frame):
+        Stop.noted = Stop.noted or signum
+
+    @classmethod
+    def check(cls):
+        """Raise the signal noted since the last check, if any."""
+        signum, cls.noted = cls.noted, None
+        if signum:
+            raise cls.SIGNALS[signum]()
+
+    @classmethod
+    def take_over(cls):
+        """Handle Ctrl-C and kill by noting them, until the program ends.
+
+        Also when a shell started us in the background with Ctrl-C ignored.
+        Returns the handlers that were there, or None where signals cannot be
+        handled (Python handles them in its main thread only).
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = {signum: signal.signal(signum, cls.note) for signum in cls.SIGNALS}
+        if hasattr(signal, "pthread_sigmask"):
+            # Run as a script, the signals were held back while the libraries
+            # loaded (see the imports); one that came meanwhile is noted now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(cls.SIGNALS))
+        return previous
+
+    def __enter__(self):
+        if Stop.noted:
+            # It landed before the block, while the model was built, say: stop
+            # now, before anything is trained or written.
+            print("Stopped before it started: nothing was trained or written", flush=True)
+            Stop.check()
+        # The program's own handler may be in place already (main() took over).
+        self.previous = None if Stop.handling() else Stop.take_over()
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if self.previous:
+            for signum, handler in self.previous.items():
+                signal.signal(signum, handler)
+        if kind is None:
+            Stop.check()
+        elif not Stop.handling():
+            Stop.noted = None   # stopping already; not to be carried into the next block
+        return False
+
+    @classmethod
+    def handling(cls):
+        return signal.getsignal(signal.SIGINT) is cls.note
 
 
 AGENTS = {"tutorial": Agent, "target": TargetAgent}

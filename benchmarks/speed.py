@@ -12,14 +12,14 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+# First, so that TensorFlow loads with the script's settings, as in a run.
+from cartpole_dqn import Agent  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-from cartpole_dqn import Agent  # noqa: E402
 
 
 def median_ms(call, repeats):

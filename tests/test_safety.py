@@ -1,15 +1,14 @@
-"""Training is never lost, and bad input gets one clear line (issue 5)."""
-import signal
-import subprocess
+"""Training is never lost, and bad input gets one clear line (issues 5 and 11)."""
+import os
+import stat
 import sys
 
 import h5py
 import keras
-import numpy as np
 import pytest
 
 from cartpole_dqn import Agent
-from conftest import SCRIPT, cli_env
+from conftest import cli_env
 
 
 def one_line_error(result):
@@ -19,34 +18,6 @@ def one_line_error(result):
     assert len(lines) == 1, result.stderr
     assert "Episode " not in result.stdout, "it trained before failing"
     return lines[0]
-
-
-def ignore_sigint():
-    # What a shell does to a background job (`python cartpole_dqn.py &`).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@pytest.mark.parametrize("sig, status, start", [(signal.SIGINT, 130, None),
-                                                (signal.SIGTERM, 143, None),
-                                                (signal.SIGINT, 130, ignore_sigint)])
-def test_a_signal_during_training_saves_the_weights(tmp_path, sig, status, start):
-    run = subprocess.Popen([sys.executable, str(SCRIPT), "--fresh", "--seed", "1"],
-                           cwd=tmp_path, env=cli_env(), text=True, preexec_fn=start,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for line in run.stdout:
-        if line.startswith("Episode 40#"):
-            break
-    run.send_signal(sig)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == status, err
-    assert "Traceback" not in err
-    assert out.strip().splitlines()[-1] == "Weights saved to cartpole_weight.h5"
-    loaded = Agent(4, 2, str(tmp_path / "cartpole_weight.h5"))
-    assert loaded.exploration_rate == loaded.exploration_min
-    # It holds trained weights, not the ones a fresh network starts with.
-    keras.utils.set_random_seed(1)
-    fresh = Agent(4, 2, str(tmp_path / "none.h5"))
-    assert not np.allclose(loaded.brain.get_weights()[0], fresh.brain.get_weights()[0])
 
 
 def trained_file(path, units=24):
@@ -155,7 +126,8 @@ def test_video_into_a_folder_that_cannot_be_made(cli, tmp_path):
     trained_file(tmp_path / "cartpole_weight.h5")
     (tmp_path / "taken").write_text("a file, not a folder")
     line = one_line_error(cli("--play", 1, "--video", "taken/videos"))
-    assert "cannot write taken/videos" in line
+    assert line.startswith("error: --video taken/videos: ") and line.endswith(
+        "taken is a file, not a folder")
 
 
 def test_video_without_moviepy(cli, tmp_path):
@@ -166,3 +138,102 @@ def test_video_without_moviepy(cli, tmp_path):
     result = cli("--play", 1, "--video", "videos", env=cli_env(PYTHONPATH=str(hide)))
     assert one_line_error(result) == "error: --video needs moviepy: pip install moviepy"
     assert not (tmp_path / "videos").exists() or not any((tmp_path / "videos").iterdir())
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder that exists and cannot be written, even by root."""
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir(mode=0o500)
+        return str(folder)
+    if sys.platform.startswith("linux"):
+        return "/sys"   # sysfs refuses new files to everyone
+    pytest.skip("no folder here that root cannot write")
+
+
+def folder(tmp_path):
+    (tmp_path / "wdir").mkdir()
+    return "wdir"
+
+
+# (arguments, what the line must say). Each is refused before any training.
+BAD_PATHS = [
+    (["--weights", "wdir"], "--weights wdir is a folder; name a file in it, such as "
+                            "wdir/cartpole_weight.h5"),
+    (["--weights", "mymodel"], "use mymodel.h5"),
+    (["--weights", "model.keras"], "use model.h5"),
+    (["--weights", "MODEL.H5"], "use MODEL.h5"),
+    (["--weights", "model.weights.h5"], "use a name like model.h5"),
+    (["--weights", "/dev/null"], "--weights /dev/null exists and is not a regular file"),
+    (["--log", "wdir"], "--log wdir is a folder; name a file in it, such as wdir/log.csv"),
+    (["--plot", "wdir"], "--plot wdir is a folder; name a file in it, such as wdir/curve.png"),
+    (["--plot", "curve"], "--plot curve: no extension; end the name in .png, .svg or .pdf"),
+    (["--plot", "curve.xyz"], "--plot curve.xyz: matplotlib cannot write .xyz pictures"),
+    (["--log", "no/such/folder/run.csv"], "--log no/such/folder/run.csv: cannot write in "),
+    (["--log", "cartpole_weight.h5"], "--weights and --log name the same file"),
+    (["--log", "run.png", "--plot", "run.png"], "--log and --plot name the same file"),
+]
+
+
+@pytest.mark.parametrize("args, says", BAD_PATHS)
+def test_a_path_that_would_fail_later_is_refused_first(cli, tmp_path, args, says):
+    folder(tmp_path)
+    (tmp_path / "cartpole_weight.h5").write_bytes(b"an old weight file")
+    line = one_line_error(cli(*args, "--episodes", 2))
+    assert says in line
+    assert (tmp_path / "cartpole_weight.h5").read_bytes() == b"an old weight file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cartpole_weight.h5", "wdir"]
+
+
+@pytest.mark.parametrize("flag", ["--weights", "--log", "--plot"])
+def test_a_folder_that_cannot_be_written_is_refused_first(cli, unwritable, flag):
+    path = os.path.join(unwritable, {"--weights": "w.h5", "--log": "l.csv", "--plot": "p.png"}[flag])
+    line = one_line_error(cli(flag, path, "--episodes", 2))
+    assert line.startswith(f"error: {flag} {path}: cannot write in {unwritable}: ")
+
+
+@pytest.mark.parametrize("video, says", [
+    ("game.mp4", "--video game.mp4: --video takes a folder"),
+    ("taken", "taken is a file, not a folder"),
+])
+def test_video_wants_a_folder(cli, tmp_path, video, says):
+    trained_file(tmp_path / "cartpole_weight.h5")
+    (tmp_path / "taken").write_text("a file")
+    assert says in one_line_error(cli("--play", 1, "--video", video))
+
+
+def test_a_video_folder_that_cannot_be_written(cli, tmp_path, unwritable):
+    trained_file(tmp_path / "cartpole_weight.h5")
+    line = one_line_error(cli("--play", 1, "--video", os.path.join(unwritable, "videos")))
+    assert f"cannot write in {unwritable}" in line
+
+
+@pytest.mark.parametrize("name", ["w.h5", "w.hdf5", "sub/w.h5"])
+def test_the_weight_file_written_loads_in_the_next_run(cli, tmp_path, name):
+    (tmp_path / "sub").mkdir()
+    assert cli("--weights", name, "--episodes", 2, "--seed", 0).returncode == 0
+    played = cli("--weights", name, "--play", 1)
+    assert played.returncode == 0, played.stderr
+    assert "Mean score over 1 games" in played.stdout
+
+
+def test_a_save_keeps_the_files_mode(cli, tmp_path):
+    assert cli("--episodes", 1, "--seed", 0).returncode == 0
+    path = tmp_path / "cartpole_weight.h5"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, "a first save: a new file's mode"
+    for mode in (0o600, 0o640, 0o444):
+        os.chmod(path, mode)
+        assert cli("--episodes", 1, "--seed", 0).returncode == 0
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_a_save_through_a_symbolic_link_updates_the_file_it_points_to(cli, tmp_path):
+    assert cli("--episodes", 1, "--seed", 0, "--weights", "real.h5").returncode == 0
+    before = (tmp_path / "real.h5").read_bytes()
+    (tmp_path / "link.h5").symlink_to("real.h5")
+    assert cli("--episodes", 2, "--seed", 1, "--weights", "link.h5").returncode == 0
+    assert (tmp_path / "link.h5").is_symlink()
+    assert (tmp_path / "real.h5").read_bytes() != before
