@@ -1,18 +1,22 @@
 """Deep Q-Learning on CartPole with Keras and Gymnasium.
 
 A faithful, runnable reproduction of the tutorial "My Journey Into Deep
-Q-Learning with Keras and Gym" (Korean translation: "Keras 와 Gym 과 함께하는
-Deep Q-Learning 을 향한 여행"). Same names, same order, same hyperparameters,
-same algorithm; only the library calls that no longer work, or that cost
-~50 ms each, are changed. Every change has a comment that starts with
-"Tutorial:" and a row in README.md.
+Q-Learning with Keras and Gym" (in its Korean translation, "Keras 와 Gym 과
+함께하는 Deep Q-Learning 을 향한 여행", Keras Korea, 2018).
+
+The file has two parts. The first is the tutorial: its Agent and CartPole, with
+its names, order, hyperparameters and algorithm. Where today's libraries, or
+Keras's ~50 ms per call, forced a change, a comment starting "Tutorial:" says
+what the tutorial wrote and why this differs, and README.md lists it. The
+second part, below the line "Beyond the tutorial", holds everything else: the
+second source's target-network agent, the fast stand-ins for Keras's calls,
+reporting, play and video, the command line and the safety checks.
 
     python cartpole_dqn.py               # train, resuming from cartpole_weight.h5
     python cartpole_dqn.py --render      # watch the cart while it trains
     python cartpole_dqn.py --play 10     # play 10 greedy games with the saved weights
 """
 import argparse
-import contextlib
 import csv
 import itertools
 import logging
@@ -28,7 +32,7 @@ from collections import deque
 
 if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):
     # Run as a script: hold Ctrl-C and `kill` back while the libraries below
-    # load (a few seconds); main() takes them over, see class Stop.
+    # load (a few seconds); main() takes them over (see class Stop).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 import numpy as np
@@ -54,227 +58,417 @@ for name in ours:
     del os.environ[name]
 
 
-class WeightFileError(Exception):
-    """The weight file cannot be used: it is reported in one line, never overwritten."""
-
-
 # 0# DQL Agent
 class Agent():
+    # Tutorial: `def __init__(self, state_size, action_size):`, with the weight
+    # file fixed. --weights names another, --fresh starts afresh whatever is
+    # there, and the hyperparameter flags change the values below (parse_args).
     def __init__(self, state_size, action_size, weight_backup="cartpole_weight.h5",
-                 fresh=False, **changes):
+                 fresh=False, **hyperparameters):
         # 0# Global Parameters
-        self.weight_backup      = weight_backup   # --weights; --fresh ignores an existing file
+        self.weight_backup      = weight_backup
         self.state_size         = state_size
         self.action_size        = action_size
         self.memory             = deque(maxlen=2000)  # replay memory: the last 2000 steps
         self.learning_rate      = 0.001   # how far each fit moves the weights
-        self.gamma              = 0.95    # discount rate of future rewards
+        self.gamma              = 0.95    # discount rate: how much future rewards count
         self.exploration_rate   = 1.0     # epsilon: the share of random actions
         self.exploration_min    = 0.01
-        self.exploration_decay  = 0.995   # epsilon *= decay after every replay
-        self.change(**changes)            # command-line flags change the values above
-        self.brain              = self._build_model(fresh)
+        self.exploration_decay  = 0.995   # exploration_rate *= this, after every replay
+        self.fresh              = fresh
+        set_hyperparameters(self, hyperparameters)
+        self.brain              = self._build_model()
 
-    def change(self, memory_size=None, **values):
-        """Change hyperparameters by name, before the model is built."""
-        if memory_size is not None:
-            self.memory = deque(maxlen=memory_size)
-        for name, value in values.items():
-            if not hasattr(self, name):
-                raise TypeError(f"{type(self).__name__} has no hyperparameter {name}")
-            setattr(self, name, value)
-
-    def _build_model(self, fresh=False):
-        # Neural Net for Deep-Q learning Model: state in, one Q-value per action out.
+    def _build_model(self):
+        # Neural Net for Deep-Q learning Model: a state in, one Q-value per action out.
         model = Sequential()
-        # Tutorial: Dense(24, input_dim=...). Keras 3 takes the input shape from an Input layer.
+        # Tutorial: `model.add(Dense(24, input_dim=self.state_size, activation='relu'))`.
+        # Keras 3 has no input_dim: the input's shape comes from an Input first.
         model.add(keras.Input(shape=(self.state_size,)))
         model.add(Dense(24, activation='relu'))
         model.add(Dense(24, activation='relu'))
         model.add(Dense(self.action_size, activation='linear'))
-        # Tutorial: Adam(lr=...). Keras 3 only accepts learning_rate=.
+        # Tutorial: `Adam(lr=self.learning_rate)`. Keras 3 only takes learning_rate=.
         model.compile(loss='mse', optimizer=Adam(learning_rate=self.learning_rate))
-        # Create Adam's slots now, so the compiled replay below can update them.
-        model.optimizer.build(model.trainable_variables)
-        if os.path.isfile(self.weight_backup) and not fresh:
-            self._load_weights(model)
-            # A trained brain should mostly exploit what it knows.
+        # Tutorial: `if os.path.isfile(self.weight_backup):`. --fresh ignores the file.
+        if os.path.isfile(self.weight_backup) and not self.fresh:
+            # Tutorial: `model.load_weights(self.weight_backup)`. The same call; a file
+            # it cannot load stops the program in one line, and is left as it is.
+            load_weights(model, self.weight_backup)
+            # A trained brain mostly acts on what it knows.
             self.exploration_rate = self.exploration_min
-        self._weights = model.get_weights()
         return model
 
-    def _load_weights(self, model):
-        # load_weights reads numbers only; it never rebuilds a model from the
-        # file, so a weight file cannot run code.
-        try:
-            model.load_weights(self.weight_backup)
-        except (OSError, ValueError, KeyError) as error:
-            reason = str(error).split(".")[0].strip() or type(error).__name__
-            raise WeightFileError(
-                f"cannot load {self.weight_backup}: {reason}. It was left as it is; "
-                f"use --fresh to train from scratch, or --weights PATH for another file"
-            ) from None
-
     def save_model(self):
-        # Tutorial: self.brain.save(self.weight_backup), which writes the file in
-        # place. save_atomically writes beside it and then renames, so a run
-        # killed while saving leaves the old file or the new one, never half of one.
+        # Tutorial: `self.brain.save(self.weight_backup)`, which writes the file in
+        # place. save_atomically writes it beside and then renames it over the old
+        # one: a run killed while saving leaves the old file or the new one.
         save_atomically(self.brain, self.weight_backup)
 
     def act(self, state):
-        # 4# Act: explore at random with probability exploration_rate,
-        # otherwise take the action with the highest predicted Q-value.
+        # 4# Act: explore at random with probability exploration_rate; otherwise
+        # take the action whose predicted Q-value (future reward) is highest.
         if np.random.rand() <= self.exploration_rate:
             return random.randrange(self.action_size)
+        # Tutorial: `act_values = self.brain.predict(state)`. See predict() below.
         act_values = self.predict(state)
-        return int(np.argmax(act_values[0]))
-
-    def predict(self, state):
-        # Tutorial: self.brain.predict(state), which costs ~46 ms a call. The same
-        # forward pass (Dense relu, Dense relu, Dense linear) in NumPy on the
-        # brain's current weights costs ~0.02 ms; tests check it against predict().
-        layers = list(zip(self._weights[0::2], self._weights[1::2]))
-        output = state
-        for kernel, bias in layers[:-1]:
-            output = np.maximum(dense(output, kernel) + bias, 0.0)
-        kernel, bias = layers[-1]
-        return dense(output, kernel) + bias
+        return np.argmax(act_values[0])
 
     def remember(self, state, action, reward, next_state, done):
-        # 2# Remember: store the transition so replay can learn from it later.
+        # 2# Remember: keep every step, so that replay() can learn from it later.
         self.memory.append((state, action, reward, next_state, done))
 
     def replay(self, sample_batch_size):
         # 3# Replay: learn from a random sample of memories rather than from the
-        # last steps only; consecutive steps are too alike to learn from alone.
+        # last steps alone: consecutive steps are too alike to learn from.
         if len(self.memory) < sample_batch_size:
             return
         sample_batch = random.sample(self.memory, sample_batch_size)
-        # Tutorial: a Python loop of predict/predict/fit per sample (~150 ms each).
-        # _replay_samples runs the very same loop, one sample after another, as
-        # one compiled TensorFlow graph (~5 ms for 32); tests check the weights.
-        self._weights = [w.numpy() for w in self._replay_samples(*stack(sample_batch))]
-        self.decay_exploration()
-
-    def decay_exploration(self):
-        # Explore less as the agent learns. Easy to miss where this happens: the
-        # tutorial decays once per replay, so once per episode.
-        # Tutorial: `if rate > min: rate *= decay`, which ends just below the
-        # minimum (0.00999); max() keeps the floor exact.
+        for state, action, reward, next_state, done in sample_batch:
+            # The target: the reward, plus, unless the pole fell, the discounted
+            # value of the best action from the next state (the Q-learning rule).
+            target = reward
+            if not done:
+                # Tutorial: `np.amax(self.brain.predict(next_state)[0])`. See predict().
+                target = reward + self.gamma * np.amax(self.predict(next_state)[0])
+            # Tutorial: `target_f = self.brain.predict(state)`.
+            target_f = self.predict(state)
+            # Only the action taken gets a new target; the other keeps the brain's
+            # own prediction, so that fit learns from this action's error alone.
+            target_f[0][action] = target
+            # Tutorial: `self.brain.fit(state, target_f, epochs=1, verbose=0)`. See fit().
+            self.fit(state, target_f)
+        # Explore less as the agent learns. Easy to miss: this happens once per
+        # replay, so once per episode, not once per step.
         if self.exploration_rate > self.exploration_min:
-            self.exploration_rate = max(self.exploration_min,
-                                        self.exploration_rate * self.exploration_decay)
+            self.exploration_rate *= self.exploration_decay
+
+    # -- Agent, beyond the tutorial: the two stand-ins for Keras's calls --------
+    # brain.predict and brain.fit set up a whole Keras loop on every call, ~45 ms
+    # each, for one state; replay(32) made 96 of them. predict() and fit() do the
+    # same maths on the same network without that set-up (the tests check both
+    # against Keras's own calls). How they work is below the line.
+
+    def predict(self, state):
+        """self.brain.predict(state): the brain's own layers, run in NumPy on its
+        current weights (~0.03 ms)."""
+        if self._brain_weights is None:
+            self._brain_weights = self._brain.get_weights()
+        return self._forward(self._brain_weights, state)
+
+    def fit(self, state, target_f):
+        """self.brain.fit(state, target_f, epochs=1, verbose=0): one gradient step,
+        Keras's own train_step, compiled once (~1 ms)."""
+        self._brain_weights = self._train_step(state, target_f)
+
+    @property
+    def brain(self):
+        # Whoever takes the Keras model may change its weights (fit, load_weights,
+        # set_weights); predict() then reads them afresh before its next pass.
+        self._brain_weights = None
+        return self._brain
+
+    @brain.setter
+    def brain(self, model):
+        # A layer predict() cannot run stops the program here, in one line.
+        self._forward = NumpyForward(model, self.state_size)
+        self._train_step = TrainStep(model)
+        self._brain, self._brain_weights = model, None
 
     def end_episode(self, index_episode):
-        """The tutorial's agent does all its learning in replay(); see TargetAgent."""
-
-    @tf.function
-    def _replay_samples(self, states, actions, rewards, next_states, dones):
-        for i in tf.range(tf.shape(states)[0]):
-            state, next_state = states[i:i + 1], next_states[i:i + 1]
-            target = rewards[i]
-            if not dones[i]:
-                # Worth of the next state: its best Q-value, discounted by gamma.
-                target = rewards[i] + self.gamma * tf.reduce_max(self.brain(next_state))
-            target_f = self._target_f(state, actions[i:i + 1], target[None])
-            self._fit(state, target_f)
-        return self.brain.weights   # act() needs them; cheaper here than get_weights()
-
-    def _target_f(self, states, actions, targets):
-        # target_f = brain.predict(state); target_f[0][action] = target: the
-        # brain's own prediction, with the taken action's value replaced by its
-        # target, so that fit learns only that action's error.
-        rows = tf.range(tf.shape(actions)[0])
-        return tf.tensor_scatter_nd_update(self.brain(states), tf.stack([rows, actions], 1), targets)
-
-    def _fit(self, states, target_f):
-        # One gradient step of brain.fit(states, target_f, epochs=1) on one batch.
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(keras.losses.get(self.brain.loss)(
-                target_f, self.brain(states, training=True)))
-        gradients = tape.gradient(loss, self.brain.trainable_variables)
-        self.brain.optimizer.apply(gradients, self.brain.trainable_variables)
+        """The tutorial's agent does all its learning in replay(); TargetAgent
+        syncs its target network and decays exploration here."""
 
 
-# What the second source adds. The tutorial's agent learns to balance within a
-# few hundred episodes and then often forgets: every fit moves the very network
-# that computes the targets, so the targets chase their own changes.
+# 1# main() function
+class CartPole:
+    # Tutorial: `def __init__(self):`, every value written in. The flags carry
+    # them, each with the tutorial's value as its default (see parse_args).
+    def __init__(self, args=None):
+        args = args or parse_args([])
+        # Tutorial: `self.sample_batch_size = 32` and `self.episodes = 10000`: the
+        # defaults of --batch-size and --episodes (the second source's: 64 and 500).
+        self.sample_batch_size = args.batch_size
+        self.episodes          = args.episodes
+        # Tutorial: `gym.make('CartPole-v1')`. Gymnasium opens the window here, at
+        # make(), and draws every step: --render asks for it.
+        self.env               = gym.make('CartPole-v1', render_mode=render_mode(args))
+        self.state_size        = self.env.observation_space.shape[0]
+        # Tutorial: `self.env.action_space.n`. Keras 3's Dense refuses the NumPy
+        # integer that Gymnasium gives.
+        self.action_size       = int(self.env.action_space.n)
+        # Tutorial: `Agent(self.state_size, self.action_size)`. --agent target takes
+        # the second source's agent; --weights, --fresh and the hyperparameters go to it.
+        self.agent             = AGENTS[args.agent](self.state_size, self.action_size,
+                                                    args.weights, args.fresh,
+                                                    **hyperparameters(args))
+        self.options           = args   # what only the code below the line reads
+
+    def run(self):
+        # Beyond the tutorial: with Stop, Ctrl-C and kill stop the run between two
+        # steps (see class Stop); Progress prints each episode's line and keeps it
+        # for --log, --plot and the solved bar (see class Progress).
+        with Stop(), Progress(self.options) as self.progress:
+            try:
+                for index_episode in range(self.episodes):
+                    # Tutorial: `state = self.env.reset()`. Gymnasium returns (state, info)
+                    # and takes the seed; --seed gives it once, to the first episode.
+                    state, _ = self.env.reset(seed=self.options.seed if index_episode == 0 else None)
+                    state = np.reshape(state, [1, self.state_size])
+                    done = False
+                    index = 0
+                    while not done:
+#                       self.env.render()
+                        # Tutorial: `self.env.render()`, to uncomment to watch. Gymnasium
+                        # draws every step by itself once make() has render_mode="human":
+                        # --render does that.
+                        action = self.agent.act(state)
+                        # Tutorial: `next_state, reward, done, _ = self.env.step(action)`.
+                        # Gymnasium says why an episode ended, and the difference matters:
+                        # terminated: the pole fell or the cart left; no reward follows.
+                        # truncated: the 500-step time limit; the future goes on.
+                        next_state, reward, terminated, truncated, _ = self.env.step(action)
+                        done = terminated or truncated
+                        next_state = np.reshape(next_state, [1, self.state_size])
+                        # Tutorial: `self.agent.remember(state, action, reward, next_state, done)`.
+                        # Ignore done when it comes from the time limit: store terminated,
+                        # so that replay still adds gamma * max Q(next_state) there.
+                        self.agent.remember(state, action, reward, next_state, terminated)
+                        # Easy to miss: the next step starts from where this one ended.
+                        state = next_state
+                        index += 1
+                        # Beyond the tutorial: the second source replays after every step
+                        # (--train-every). Ctrl-C and kill stop the run here.
+                        if self.options.train_every != "episode" and (
+                                self.progress.steps + index) % self.options.train_every == 0:
+                            self.agent.replay(self.sample_batch_size)
+                        Stop.check()
+                    # Tutorial: `print("Episode {}# Score: {}".format(index_episode, index + 1))`.
+                    # index already counts the steps the pole stayed up; the line adds
+                    # the last-100 average and the exploration rate.
+                    self.progress.episode(index_episode, index, self.agent)
+                    if self.options.train_every == "episode":
+                        self.agent.replay(self.sample_batch_size)
+                    self.agent.end_episode(index_episode)
+                    # Beyond the tutorial: stop once solved (--stop-at; see Progress.solved).
+                    if self.progress.solved():
+                        break
+            finally:
+                self.agent.save_model()
+                print(f"Weights saved to {self.agent.weight_backup}", flush=True)
+
+
+# The tutorial's entry point, `cartpole = CartPole(); cartpole.run()` under
+# `if __name__ == "__main__":`. Here main() reads the command line first and
+# turns a stop or a bad input into an exit status. The `if` itself is the
+# file's last line: Python runs it where it stands, and main() needs what the
+# rest of the file defines.
+def main(argv=None):
+    # For the whole program: Ctrl-C and kill only leave a note (see class Stop).
+    Stop.take_over()
+    try:
+        args = parse_args(argv)
+        check_paths(args)
+        if args.seed is not None:
+            # One place seeds Python, NumPy and TensorFlow (random actions come
+            # from Python's random); the environment gets the seed in reset().
+            keras.utils.set_random_seed(args.seed)
+        if args.play:
+            return play_saved(args)
+        cartpole = CartPole(args)
+        cartpole.run()
+    except (UsageError, WeightFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Terminated:
+        return 143
+    return 0
+
+
+# ==============================================================================
+# Beyond the tutorial
+# ==============================================================================
+
+
+# -- The second source: a target network ----------------------------------------
+# The tutorial's agent computes its targets with the very network it trains, so
+# every fit moves the targets it is chasing: it learns to balance, then often
+# forgets. The second source (a Korean DQN notebook that records CartPole
+# videos) adds the standard remedy. Each change from it is listed in README.md
+# and marked "Source:" here.
+
+class ReplayBuffer:
+    """The second source's ReplayBuffer: the last max_size steps, sampled
+    uniformly without replacement."""
+    # Source: `self.buffer = deque(maxlen=max_size)`, a deque of tuples. Here
+    # five NumPy arrays, so that a sample is five slices, not 64 tuples to stack.
+
+    def __init__(self, max_size, state_size):
+        self.max_size = max_size
+        self.states = np.zeros((max_size, state_size), np.float32)
+        self.actions = np.zeros(max_size, np.int32)
+        self.rewards = np.zeros(max_size, np.float32)
+        self.next_states = np.zeros((max_size, state_size), np.float32)
+        self.dones = np.zeros(max_size, bool)
+        self.added = 0
+
+    def add(self, experience):
+        # When full, the oldest step makes room, as in a deque(maxlen=max_size).
+        i = self.added % self.max_size
+        state, action, reward, next_state, done = experience
+        self.states[i], self.actions[i], self.rewards[i] = state[0], action, reward
+        self.next_states[i], self.dones[i] = next_state[0], done
+        self.added += 1
+
+    def sample(self, batch_size):
+        # Source: `np.random.choice(len(self.buffer), batch_size, replace=False)`,
+        # which shuffles the whole buffer (0.6 ms at 50000). random.sample draws
+        # from the same distribution in time that does not grow with the buffer.
+        rows = random.sample(range(self.size()), batch_size)
+        return (self.states[rows], self.actions[rows], self.rewards[rows],
+                self.next_states[rows], self.dones[rows])
+
+    def size(self):
+        return min(self.added, self.max_size)
+
+    def __len__(self):
+        return self.size()
+
+
 class TargetAgent(Agent):
-    """DQN with a target network, a larger memory and batched training."""
+    """The second source's DQNAgent, written as its difference from the tutorial's."""
+    # Source: `return env.action_space.sample()` for a random action. act() here
+    # is the tutorial's, random.randrange: the same uniform choice, drawn from
+    # the one generator that --seed seeds.
 
     def __init__(self, state_size, action_size, weight_backup="cartpole_weight.h5",
-                 fresh=False, **changes):
-        self.sync_every = 10          # episodes (or updates) between target network syncs
-        self.sync_by    = "episode"   # --sync-by update: count gradient updates instead
+                 fresh=False, **hyperparameters):
+        self.sync_every = 10          # target network syncs: every 10 episodes
+        self.sync_by    = "episode"   # --sync-by replay: count replays instead
         self.double     = False       # --double: Double DQN targets
         self.loss       = "mse"       # --loss huber
-        self.updates    = 0           # replays so far
-        # The second source's values where they differ from the tutorial's
-        # (its epsilon, epsilon_min and epsilon_decay are the tutorial's
-        # exploration_rate, exploration_min and exploration_decay):
-        source = dict(gamma=0.99,           # looks further ahead
-                      memory_size=50000)    # remembers 25 times as many steps
-        super().__init__(state_size, action_size, weight_backup, fresh, **{**source, **changes})
-        # A second copy of the brain computes the targets and only changes at a
-        # sync, so that targets stay still while the brain learns to meet them.
+        self.replays    = 0           # replays so far; each takes two gradient steps
+        # The second source's gamma and memory size. Its epsilon, epsilon_min and
+        # epsilon_decay are the tutorial's exploration_* values.
+        source = dict(gamma=0.99, memory_size=50000)
+        super().__init__(state_size, action_size, weight_backup, fresh,
+                         **{**source, **hyperparameters})
+        self.memory = ReplayBuffer(self.memory.maxlen, state_size)
+        # The second source's target_model: a second copy of the network. It
+        # computes the targets and only changes at a sync, so that they stand
+        # still while the brain learns to meet them.
         self.target_brain = keras.models.clone_model(self.brain)
         self.update_target_network()
+        self._replay_step = ReplayStep(self)
 
-    def _build_model(self, fresh=False):
-        model = super()._build_model(fresh)
+    def _build_model(self):
+        model = super()._build_model()
         if self.loss != "mse":
-            # Huber loss: errors beyond 1 count linearly, not squared, so a few
-            # far-off targets cannot make one update huge.
-            model.compile(loss=self.loss, optimizer=Adam(learning_rate=self.learning_rate))
-            model.optimizer.build(model.trainable_variables)
+            recompile(model, self.loss)
         return model
 
     def update_target_network(self):
         self.target_brain.set_weights(self.brain.get_weights())
 
+    def remember(self, state, action, reward, next_state, done):
+        # Source: `done = done or truncated`, stored with the step. Here the time
+        # limit is not an end of the future: done is terminated (see run()).
+        self.memory.add((state, action, reward, next_state, done))
+
     def replay(self, sample_batch_size):
-        if len(self.memory) < sample_batch_size:
+        # The second source's train(): a sample of 64; targets for all of it at
+        # once, from the target network; then fit(batch_size=32): two steps.
+        if self.memory.size() < sample_batch_size:
             return
-        # Uniformly without replacement, like the source's np.random.choice(...,
-        # replace=False), which costs more as the memory grows (0.6 ms at 50000).
-        sample_batch = random.sample(self.memory, sample_batch_size)
-        self._weights = [w.numpy() for w in self._replay_batch(*stack(sample_batch))]
-        self.updates += 1
-        # --sync-by update: a sync every N updates keeps the targets equally
-        # old whether episodes are short or long.
-        if self.sync_by == "update" and self.updates % self.sync_every == 0:
+        if self._brain.loss != self.loss:
+            recompile(self._brain, self.loss)   # --loss, or agent.loss changed since
+        self._brain_weights = self._replay_step(*self.memory.sample(sample_batch_size))
+        self.replays += 1
+        # --sync-by replay: a sync every N replays keeps the targets equally old,
+        # whether the episodes are short or long.
+        if self.sync_by == "replay" and self.replays % self.sync_every == 0:
             self.update_target_network()
 
     def end_episode(self, index_episode):
-        # The source syncs every 10 episodes (on episodes 0, 10, 20, ...), then
-        # decays exploration once per episode, however often it trained.
+        # As in the second source: a sync on episodes 0, 10, 20, ..., then
+        # exploration decays once per episode, however often it trained.
         if self.sync_by == "episode" and index_episode % self.sync_every == 0:
             self.update_target_network()
-        self.decay_exploration()
+        if self.exploration_rate > self.exploration_min:
+            self.exploration_rate *= self.exploration_decay
 
-    @tf.function
-    def _replay_batch(self, states, actions, rewards, next_states, dones):
-        # Targets for the whole batch at once, from the weights before this
-        # replay: reward where the pole fell, else reward + gamma * the target
-        # network's best Q-value for the next state.
-        next_q = self.target_brain(next_states)
-        if self.double:
-            # Double DQN: the brain picks the next action and the target network
-            # values it, so that one network's overestimates are not both
-            # chosen and believed.
-            best = tf.argmax(self.brain(next_states), axis=1, output_type=tf.int32)
-            future = tf.gather(next_q, best, batch_dims=1)
-        else:
-            future = tf.reduce_max(next_q, axis=1)
-        targets = rewards + self.gamma * future * tf.cast(~dones, tf.float32)
-        target_qs = self._target_f(states, actions, targets)
-        # Source: main_model.fit(states, target_qs, batch_size=32), two gradient
-        # steps on two halves. The sample is already in random order, so taking
-        # the halves in that order is the same draw as fit's shuffle.
-        half = 32
-        for start in range(0, states.shape[0], half):
-            self._fit(states[start:start + half], target_qs[start:start + half])
-        return self.brain.weights
+
+def recompile(model, loss):
+    """Compile model with another loss, keeping its optimizer and its state."""
+    model.compile(loss=loss, optimizer=model.optimizer)
+
+
+# -- Fast calls: what predict() and fit() stand in for ----------------------------
+
+class NumpyForward:
+    """brain.predict(state), in NumPy: the brain's own layers on its weights.
+
+    It reads the layers of whatever network _build_model built: other widths,
+    more layers, other activations. A layer it cannot compute stops the program
+    when the brain is built, in one line, rather than let act() follow another
+    function than the network's; and it checks its numbers against Keras's on
+    random states there, whatever the layers are.
+    """
+    ACTIVATIONS = {
+        "linear": lambda x: x,
+        "relu": lambda x: np.maximum(x, 0),
+        "relu6": lambda x: np.clip(x, 0, 6),
+        "leaky_relu": lambda x: np.where(x >= 0, x, 0.2 * x),
+        "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+        "selu": lambda x: 1.0507009873554805 * np.where(
+            x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0))),
+        "tanh": np.tanh,
+        "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+        "hard_sigmoid": lambda x: np.clip(x / 6 + 0.5, 0, 1),
+        "silu": lambda x: x / (1 + np.exp(-x)),
+        "softplus": lambda x: np.logaddexp(x, 0),
+        "softsign": lambda x: x / (1 + np.abs(x)),
+    }
+
+    def __init__(self, model, state_size):
+        self.layers = [self.layer_plan(layer) for layer in model.layers]
+        states = np.random.default_rng(0).normal(size=(16, state_size)).astype(np.float32)
+        keras_says = np.asarray(model(states, training=False))
+        ours = self(model.get_weights(), states)
+        if not np.allclose(ours, keras_says, rtol=1e-4, atol=1e-4):
+            raise UsageError(
+                "predict() runs the brain's layers in NumPy and got other numbers than "
+                f"Keras for this network (by up to {np.abs(ours - keras_says).max():.2g}); "
+                "build it from Dense layers in a Sequential, one after another")
+
+    def layer_plan(self, layer):
+        """(its function of the inputs and its weights, how many weights it has)."""
+        if isinstance(layer, (keras.layers.InputLayer, keras.layers.Dropout)):
+            return (lambda inputs, weights: inputs), 0   # Dropout: off outside training
+        if not isinstance(layer, (Dense, keras.layers.Activation)):
+            raise UsageError(f"predict() runs the brain in NumPy and cannot run its layer "
+                             f"{layer.name!r} ({type(layer).__name__}): it runs Dense, "
+                             "Activation and Dropout layers")
+        name = keras.activations.serialize(layer.activation)
+        if name not in self.ACTIVATIONS:
+            raise UsageError(f"predict() runs the brain in NumPy and does not know the "
+                             f"activation {name!r} of layer {layer.name!r}; it knows "
+                             + ", ".join(self.ACTIVATIONS))
+        function = self.ACTIVATIONS[name]
+        if isinstance(layer, keras.layers.Activation):
+            return (lambda inputs, weights: function(inputs)), 0
+        if layer.use_bias:
+            return (lambda inputs, w: function(dense(inputs, w[0]) + w[1])), 2
+        return (lambda inputs, w: function(dense(inputs, w[0]))), 1
+
+    def __call__(self, weights, state):
+        output, first = state, 0
+        for function, count in self.layers:
+            output = function(output, weights[first:first + count])
+            first += count
+        return output
 
 
 def dense(inputs, kernel):
@@ -289,134 +483,262 @@ def dense(inputs, kernel):
     return (inputs[:, :, None] * kernel).sum(axis=1)
 
 
-def stack(sample_batch):
-    """Turn a list of (state, action, reward, next_state, done) into five arrays."""
-    states, actions, rewards, next_states, dones = zip(*sample_batch)
-    return (np.concatenate(states).astype(np.float32), np.array(actions, np.int32),
-            np.array(rewards, np.float32), np.concatenate(next_states).astype(np.float32),
-            np.array(dones, bool))
+class TrainStep:
+    """brain.fit(x, y, epochs=1, verbose=0) on one batch, without fit's set-up.
+
+    The step itself is Keras's: model.train_step, which fit calls for every
+    batch (the loss the model was compiled with, its regularizers, its
+    optimizer). It is traced once into a TensorFlow graph and then called
+    directly (~1 ms here, against ~50 for fit). Python code in it runs only
+    while tracing; it is traced again if the model is compiled again.
+    """
+
+    def __init__(self, model):
+        self.model, self.compiled_for, self.graph = model, None, None
+
+    def __call__(self, *inputs):
+        model = self.model
+        if self.compiled_for != (id(model.loss), id(model.optimizer)):
+            self.compiled_for = (id(model.loss), id(model.optimizer))
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            self.graph = tf.function(self.step).get_concrete_function(*self.signature(inputs))
+        return [weight.numpy() for weight in self.graph(*inputs)]
+
+    def step(self, states, target_f):
+        self.model.train_step((states, target_f))
+        return [weight.value for weight in self.model.weights]   # for predict()
+
+    @staticmethod
+    def signature(inputs):
+        """Any number of rows, so that one graph serves every batch size."""
+        return [tf.TensorSpec((None, *np.shape(x)[1:]), tf.as_dtype(np.asarray(x).dtype))
+                for x in inputs]
 
 
-# 1# main() function
-class CartPole:
-    def __init__(self, args=None):
-        args = args or parse_args([])
-        self.sample_batch_size = 32
-        self.episodes          = args.episodes
-        # Tutorial: gym.make('CartPole-v1') and an env.render() to uncomment. In
-        # Gymnasium the window is chosen at make(): --render asks for it.
-        if args.render:
-            open_window()
-        self.env               = gym.make('CartPole-v1', render_mode="human" if args.render else None)
-        self.state_size        = self.env.observation_space.shape[0]
-        # Gymnasium's n is a NumPy integer, which Keras 3's Dense(units) refuses.
-        self.action_size       = int(self.env.action_space.n)
-        self.agent             = AGENTS[args.agent](self.state_size, self.action_size,
-                                                    args.weights, args.fresh,
-                                                    **hyperparameters(args))
-        # The tutorial replays 32 samples once each episode; the second source
-        # replays batches of 64 after every step (--train-every changes it).
-        self.train_every       = "episode"
-        if args.agent == "target":
-            self.sample_batch_size, self.train_every = 64, 1
-        self.sample_batch_size = args.batch_size or self.sample_batch_size
-        self.train_every       = args.train_every or self.train_every
-        self.stop_at           = args.stop_at
-        self.seed              = args.seed
-        self.log_path          = args.log     # --log: a CSV row per episode
-        self.plot_path         = args.plot    # --plot: a PNG learning curve
-        self.history           = []           # the rows, for both
+class ReplayStep(TrainStep):
+    """TargetAgent.replay's maths, as one graph: the targets for the whole
+    sample, then Keras's train_step on each half, as fit(batch_size=32) does.
 
-    def run(self):
-        # From here on Ctrl-C and kill only stop the run between two steps; see class Stop.
-        with Stop():
-            scores = []
-            start, steps = time.perf_counter(), 0
-            log = CsvLog(self.log_path) if self.log_path else None
-            try:
-                for index_episode in range(self.episodes):
-                    # Tutorial: state = self.env.reset(). Gymnasium returns (state, info),
-                    # and takes the seed here, once, for the first episode only.
-                    state, _ = self.env.reset(seed=self.seed if index_episode == 0 else None)
-                    state = np.reshape(state, [1, self.state_size])
-                    done = False
-                    index = 0
-                    while not done:
-                        action = self.agent.act(state)
-                        # Tutorial: next_state, reward, done, _ = env.step(action).
-                        # Gymnasium splits done in two, and the difference matters:
-                        # terminated: the pole fell or the cart left; no future reward.
-                        # truncated: the 500-step time limit; the future goes on, so
-                        # replay must still add gamma * max Q(next_state).
-                        next_state, reward, terminated, truncated, _ = self.env.step(action)
-                        done = terminated or truncated
-                        next_state = np.reshape(next_state, [1, self.state_size])
-                        self.agent.remember(state, action, reward, next_state, terminated)
-                        # Easy to miss: the next step starts from where this one ended.
-                        state = next_state
-                        index += 1
-                        if self.train_every != "episode" and (steps + index) % self.train_every == 0:
-                            self.agent.replay(self.sample_batch_size)
-                        # Ctrl-C or kill: stop here, between two steps, and save below.
-                        Stop.check()
-                    # Tutorial: index + 1, one more than the steps the pole stayed up.
-                    scores.append(index)
-                    steps += index
-                    self.report(index_episode, scores, steps, time.perf_counter() - start, log)
-                    if self.train_every == "episode":
-                        self.agent.replay(self.sample_batch_size)
-                    self.agent.end_episode(index_episode)
-                    if solved(scores, self.stop_at):
-                        print(f"Solved: the last 100 episodes average {np.mean(scores[-100:]):.1f} "
-                              f">= {self.stop_at:g}")
-                        break
-            finally:
-                self.agent.save_model()
-                print(f"Weights saved to {self.agent.weight_backup}", flush=True)
-                if log:
-                    log.close()
-                if self.plot_path and self.history:
-                    plot_learning_curve(self.plot_path, self.history)
+    gamma is passed in at every call, and a graph is traced for each value of
+    double and each loss, so that changing agent.gamma, agent.double or
+    agent.loss takes effect in the next replay.
+    """
 
-    def report(self, index_episode, scores, steps, seconds, log):
-        """Print the episode's line, and keep it for --log and --plot."""
-        row = dict(episode=index_episode, score=scores[-1], avg100=np.mean(scores[-100:]),
-                   exploration=self.agent.exploration_rate, seconds=seconds, steps=steps)
-        # Logged before it is printed, so an episode the user saw is in the CSV.
+    def __init__(self, agent):
+        super().__init__(agent._brain)
+        self.agent, self.graphs = agent, {}
+
+    def __call__(self, states, actions, rewards, next_states, dones):
+        agent = self.agent
+        key = (id(self.model.loss), id(self.model.optimizer), agent.double, len(states))
+        if key not in self.graphs:
+            if not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            shapes = [tf.TensorSpec(np.shape(x), tf.as_dtype(x.dtype))
+                      for x in (states, actions, rewards, next_states, dones)]
+            self.graphs[key] = tf.function(self.replay).get_concrete_function(
+                *shapes, tf.TensorSpec((), tf.float32), agent.double)
+        weights = self.graphs[key](states, actions, rewards, next_states, dones,
+                                   np.float32(agent.gamma), agent.double)
+        return [weight.numpy() for weight in weights]
+
+    def replay(self, states, actions, rewards, next_states, dones, gamma, double):
+        brain, target_brain = self.model, self.agent.target_brain
+        # Source: `next_qs = self.target_model.predict(next_states)`, then a loop
+        # over the sample: reward if done, else reward + gamma * max(next_qs[i]).
+        next_q = target_brain(next_states)
+        if double:
+            # Double DQN: the brain picks the next action and the target network
+            # values it, so that one network's overestimates are not both chosen
+            # and believed.
+            best = tf.argmax(brain(next_states), axis=1, output_type=tf.int32)
+            future = tf.gather(next_q, best, batch_dims=1)
+        else:
+            future = tf.reduce_max(next_q, axis=1)
+        targets = rewards + gamma * future * tf.cast(~dones, tf.float32)
+        # Source: `target_qs = self.main_model.predict(states)`, with the action taken set.
+        rows = tf.range(tf.shape(actions)[0])
+        target_qs = tf.tensor_scatter_nd_update(brain(states), tf.stack([rows, actions], 1),
+                                                targets)
+        # Source: `self.main_model.fit(states, target_qs, epochs=1, verbose=0, batch_size=32)`,
+        # whose shuffle draws the halves at random. The sample is in random
+        # order already, so taking it in that order is the same draw.
+        half = 32
+        for start in range(0, states.shape[0], half):
+            brain.train_step((states[start:start + half], target_qs[start:start + half]))
+        return [weight.value for weight in brain.weights]
+
+
+# -- Hyperparameters and the command line -------------------------------------------
+
+def set_hyperparameters(agent, values):
+    """Change an agent's hyperparameters by name, before its brain is built."""
+    for name, value in values.items():
+        if name == "memory_size":
+            agent.memory = deque(maxlen=value)
+        elif hasattr(agent, name):
+            setattr(agent, name, value)
+        else:
+            raise TypeError(f"{type(agent).__name__} has no hyperparameter {name}")
+
+
+AGENTS = {"tutorial": Agent, "target": TargetAgent}
+# The values that CartPole, not the agent, holds, where the two sources differ.
+RUN_DEFAULTS = {"tutorial": dict(episodes=10000, batch_size=32, train_every="episode"),
+                "target": dict(episodes=500, batch_size=64, train_every=1)}
+AGENT_FLAGS = ["gamma", "learning_rate", "memory_size", "exploration_decay", "exploration_min"]
+TARGET_ONLY = ["sync_every", "sync_by", "double", "loss"]
+
+
+def hyperparameters(args):
+    """The agent attributes that flags set; a flag not given keeps the source's value."""
+    return {name: getattr(args, name) for name in AGENT_FLAGS + TARGET_ONLY
+            if getattr(args, name) is not None}
+
+
+def bounded(kind, low, high=None):
+    """An argparse type: a number of `kind` in [low, high], or a usage error."""
+    def parse(text):
+        value = kind(text)
+        if value < low or (high is not None and value > high):
+            limit = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"{text} is not {limit}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def replay_interval(text):
+    """--train-every: 'episode', or a number of steps ('step' is 1)."""
+    if text in ("step", "episode"):
+        return 1 if text == "step" else text
+    try:
+        return bounded(int, 1)(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not step, episode or a number") from None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Deep Q-Learning on CartPole-v1 (Keras + Gymnasium). "
+                    "With no flags it trains as the tutorial does.")
+    parser.add_argument("--episodes", type=bounded(int, 1),
+                        help="episodes to train (default: 10000; 500 for --agent target)")
+    parser.add_argument("--seed", type=bounded(int, 0),
+                        help="seed Python, NumPy, TensorFlow and the environment")
+    parser.add_argument("--weights", default="cartpole_weight.h5",
+                        help="weight file to resume from and save to (default: %(default)s)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore an existing weight file and start from scratch")
+    parser.add_argument("--render", action="store_true", help="show the cart in a window")
+    parser.add_argument("--play", type=bounded(int, 1), metavar="N",
+                        help="play N greedy games with the saved weights, no training")
+    parser.add_argument("--stop-at", type=bounded(float, 0, 500), default=475.0, metavar="AVG",
+                        help="stop once the last 100 episodes average at least AVG "
+                             "(default: 475, CartPole-v1's solved bar; 0: never)")
+    parser.add_argument("--agent", choices=AGENTS, default="tutorial",
+                        help="tutorial: the tutorial's DQN (default); target: the second "
+                             "source's DQN with a target network")
+    parser.add_argument("--video", metavar="DIR",
+                        help="with --play: record each game as an MP4 in DIR")
+    parser.add_argument("--log", metavar="CSV", help="write one CSV row per episode")
+    parser.add_argument("--plot", metavar="PNG", help="write a learning curve at the end")
+    knobs = parser.add_argument_group(
+        "hyperparameters", "Each defaults to the value in the chosen agent's source.")
+    knobs.add_argument("--gamma", type=bounded(float, 0, 1), help="discount rate")
+    knobs.add_argument("--learning-rate", type=bounded(float, 1e-9, 1), help="Adam's step size")
+    knobs.add_argument("--batch-size", type=bounded(int, 1), help="samples per replay")
+    knobs.add_argument("--memory-size", type=bounded(int, 1), help="transitions remembered")
+    knobs.add_argument("--exploration-decay", type=bounded(float, 0, 1),
+                       help="factor on the exploration rate per decay")
+    knobs.add_argument("--exploration-min", type=bounded(float, 0, 1),
+                       help="floor of the exploration rate")
+    knobs.add_argument("--train-every", type=replay_interval, metavar="{step,episode,N}",
+                       help="replay after every step, every N steps, or after every "
+                            "episode (default: episode for tutorial, step for target)")
+    target_only = parser.add_argument_group("target agent only")
+    target_only.add_argument("--sync-every", type=bounded(int, 1), metavar="N",
+                             help="sync the target network every N episodes (default 10)")
+    target_only.add_argument("--sync-by", choices=["episode", "replay"],
+                             help="count --sync-every in episodes (default) or in replays")
+    target_only.add_argument("--double", action="store_true", default=None,
+                             help="Double DQN targets")
+    target_only.add_argument("--loss", choices=["mse", "huber"], help="default: mse")
+    args = parser.parse_args(argv)
+    for name in TARGET_ONLY:
+        if getattr(args, name) is not None and args.agent != "target":
+            parser.error(f"--{name.replace('_', '-')} needs --agent target")
+    if args.video and not args.play:
+        parser.error("--video records --play games: add --play N")
+    if args.video and args.render:
+        parser.error("--video and --render draw in different ways: choose one")
+    for name, value in RUN_DEFAULTS[args.agent].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+# -- Reporting: the episode lines, --log, --plot and the solved bar -------------------
+
+class Progress:
+    """Prints each episode's line, and keeps it for --log, --plot and --stop-at."""
+    COLUMNS = ["episode", "score", "avg100", "exploration", "seconds", "steps"]
+
+    def __init__(self, options):
+        self.stop_at, self.plot_path = options.stop_at, options.plot
+        self.log = open(options.log, "w", newline="", buffering=1) if options.log else None
+        if self.log:   # a row at a time, flushed, so that an interrupted run keeps it
+            self.writer = csv.DictWriter(self.log, self.COLUMNS)
+            self.writer.writeheader()
+        self.history, self.scores, self.steps = [], [], 0
+        self.start = time.perf_counter()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        if self.log:
+            self.log.close()
+        if self.plot_path and self.history:
+            learning_curve(self.history).savefig(self.plot_path, dpi=100)
+
+    def episode(self, index_episode, score, agent):
+        self.scores.append(score)
+        self.steps += score
+        row = dict(episode=index_episode, score=score, avg100=np.mean(self.scores[-100:]),
+                   exploration=agent.exploration_rate,
+                   seconds=time.perf_counter() - self.start, steps=self.steps)
+        # Logged before it is printed, so that an episode the user saw is in the CSV.
         self.history.append(row)
-        if log:
-            log.write(row)
+        if self.log:
+            self.writer.writerow({**row, "avg100": f"{row['avg100']:.2f}",
+                                  "exploration": f"{row['exploration']:.5f}",
+                                  "seconds": f"{row['seconds']:.3f}"})
         print("Episode {episode}# Score: {score}  avg100: {avg100:.1f}  "
               "exploration: {exploration:.3f}".format(**row), flush=True)
 
-
-class CsvLog:
-    """The --log CSV, written a row at a time, so an interrupted run keeps it."""
-
-    def __init__(self, path):
-        self.stream = open(path, "w", newline="", buffering=1)   # flushed every line
-        self.writer = csv.DictWriter(self.stream, LOG_COLUMNS)
-        self.writer.writeheader()
-
-    def write(self, row):
-        self.writer.writerow({**row, "avg100": f"{row['avg100']:.2f}",
-                              "exploration": f"{row['exploration']:.5f}",
-                              "seconds": f"{row['seconds']:.3f}"})
-
-    def close(self):
-        self.stream.close()
+    def solved(self):
+        # CartPole-v1 counts as solved when 100 episodes in a row average at least
+        # 475 (env.spec.reward_threshold); --stop-at moves the bar, 0 never stops.
+        if self.stop_at > 0 and len(self.scores) >= 100 and \
+                np.mean(self.scores[-100:]) >= self.stop_at:
+            print(f"Solved: the last 100 episodes average {np.mean(self.scores[-100:]):.1f} "
+                  f">= {self.stop_at:g}")
+            return True
+        return False
 
 
-LOG_COLUMNS = ["episode", "score", "avg100", "exploration", "seconds", "steps"]
+def learning_curve(history):
+    """Score, last-100 average and the solved bar; exploration on a second axis.
 
-
-def plot_learning_curve(path, history):
-    """Score, last-100 average and the solved bar; exploration on a second axis."""
-    import matplotlib
-    matplotlib.use("Agg")  # draw into a file; no display needed
-    import matplotlib.pyplot as plt
+    A matplotlib Figure made without pyplot, so that no backend is chosen or
+    switched: savefig() writes a file anywhere, and a notebook shows it inline.
+    """
+    from matplotlib.figure import Figure
     episodes = [row["episode"] for row in history]
-    figure, scores_axis = plt.subplots(figsize=(8, 4.5))
+    figure = Figure(figsize=(8, 4.5))
+    scores_axis = figure.add_subplot()
     scores_axis.plot(episodes, [row["score"] for row in history], color="tab:blue",
                      alpha=0.35, linewidth=0.8, label="score")
     scores_axis.plot(episodes, [row["avg100"] for row in history], color="tab:blue",
@@ -433,14 +755,17 @@ def plot_learning_curve(path, history):
     scores_axis.legend(lines[0] + rates[0], lines[1] + rates[1], loc="upper center",
                        bbox_to_anchor=(0.5, -0.15), ncol=4, frameon=False)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
-def solved(scores, stop_at):
-    # CartPole-v1 counts as solved when 100 consecutive episodes average at least
-    # 475 (env.spec.reward_threshold); --stop-at changes the bar, 0 turns it off.
-    return stop_at > 0 and len(scores) >= 100 and np.mean(scores[-100:]) >= stop_at
+# -- Watching, playing and recording --------------------------------------------------
+
+def render_mode(args):
+    """--render draws in a window; --video draws into memory, frame by frame."""
+    if args.render:
+        open_window()
+        return "human"
+    return "rgb_array" if args.video else None
 
 
 def open_window():
@@ -461,8 +786,138 @@ def open_window():
         raise UsageError(f"--render found no display at DISPLAY={os.environ.get('DISPLAY')}")
 
 
+def play(env, agent, episodes, seed=None):
+    """Play greedy episodes (no exploration, no training); returns the scores."""
+    agent.exploration_rate = 0.0
+    scores = []
+    with Stop():
+        for index_episode in range(episodes):
+            state, _ = env.reset(seed=seed if index_episode == 0 else None)
+            done = False
+            index = 0
+            while not done:
+                action = agent.act(np.reshape(state, [1, -1]))
+                state, _, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+                index += 1
+                Stop.check()
+            scores.append(index)
+            print(f"Play {index_episode}# Score: {index}", flush=True)
+    print(f"Mean score over {episodes} games: {np.mean(scores):.1f}")
+    return scores
+
+
+def play_saved(args):
+    if not os.path.isfile(args.weights):
+        raise UsageError(f"no weight file at {args.weights}: train first, "
+                         "or point --weights at one")
+    env = gym.make('CartPole-v1', render_mode=render_mode(args))
+    if args.video:
+        env = record_video(env, args.video)
+    try:
+        agent = AGENTS[args.agent](env.observation_space.shape[0], int(env.action_space.n),
+                                   args.weights)
+        play(env, agent, args.play, args.seed)
+    finally:
+        env.close()   # RecordVideo writes the last video here
+    return 0
+
+
+def record_video(env, folder):
+    """Record every episode as an MP4 in folder, drawn off-screen (no display needed)."""
+    # Frames are drawn into memory, so pygame needs no display; without this
+    # it probes for one, and SDL prints complaints about each it cannot find.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
+                                    name_prefix="cartpole")
+
+
+# -- Safety: signals, paths, weight files ---------------------------------------------
+
 class UsageError(Exception):
     """A problem with the command line or the machine, reported in one line."""
+
+
+class WeightFileError(Exception):
+    """The weight file cannot be used: reported in one line, never overwritten."""
+
+
+class Terminated(BaseException):
+    """`kill` (SIGTERM) stopped the run: raised by Stop.check(), exit status 143.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception`
+    on the way up can swallow it.
+    """
+
+
+class Stop:
+    """Ctrl-C (SIGINT) and `kill` (SIGTERM), acted on where the program is ready.
+
+    A signal handler runs wherever Python happens to be when the signal lands:
+    inside TensorFlow, inside h5py during the save, inside a replay. A handler
+    that raised an exception would raise it there, and TensorFlow catches
+    exceptions and raises others in their place (a TypeError instead of the
+    stop). So the handler only notes the signal, and Stop.check(), called by
+    the training and play loops between two steps, raises KeyboardInterrupt or
+    Terminated from our own code. The tutorial's `finally` then saves the
+    weights. A signal that lands after the last check (in the last replay, or
+    during the save) is raised as soon as the `with Stop():` block ends.
+
+    `with Stop():` takes the signals over for the block and gives them back
+    after it, so that in a notebook the kernel's stop button keeps the training
+    as Ctrl-C does, and interrupts other cells as usual afterwards.
+    """
+    SIGNALS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
+    noted = None     # the first signal that landed and has not been raised yet
+
+    @staticmethod
+    def note(signum, frame):
+        Stop.noted = Stop.noted or signum
+
+    @classmethod
+    def check(cls):
+        """Raise the signal noted since the last check, if any."""
+        signum, cls.noted = cls.noted, None
+        if signum:
+            raise cls.SIGNALS[signum]()
+
+    @classmethod
+    def take_over(cls):
+        """Handle Ctrl-C and kill by noting them, also in a background job
+        started with Ctrl-C ignored. Returns the handlers that were there, or
+        None where signals cannot be handled (only Python's main thread can)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = {signum: signal.signal(signum, cls.note) for signum in cls.SIGNALS}
+        if hasattr(signal, "pthread_sigmask"):
+            # Run as a script, the signals were held back while the libraries
+            # loaded (see the imports); one that came meanwhile is noted now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(cls.SIGNALS))
+        return previous
+
+    @classmethod
+    def handling(cls):
+        return signal.getsignal(signal.SIGINT) is cls.note
+
+    def __enter__(self):
+        if Stop.noted:
+            # It landed before the block, while the model was built, say: stop
+            # now, before anything is trained or written.
+            print("Stopped before it started: nothing was trained or written", flush=True)
+            Stop.check()
+        # The program's own handler may be in place already (main() took over).
+        self.previous = None if Stop.handling() else Stop.take_over()
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if self.previous:
+            for signum, handler in self.previous.items():
+                signal.signal(signum, handler)
+        if kind is None:
+            Stop.check()
+        elif not Stop.handling():
+            Stop.noted = None   # stopping already; not to be carried into the next block
+        return False
 
 
 def check_paths(args):
@@ -554,6 +1009,29 @@ def check_video_folder(folder):
     check_writable("--video", existing, folder)
 
 
+def require(module, flag):
+    try:
+        __import__(module)
+    except ImportError:
+        raise UsageError(f"{flag} needs {module}: pip install {module}") from None
+
+
+def load_weights(model, path):
+    """model.load_weights(path), or one line that says why not.
+
+    load_weights reads numbers only; it never builds a model from the file,
+    so a weight file cannot run code.
+    """
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as error:
+        reason = str(error).split(".")[0].strip() or type(error).__name__
+        raise WeightFileError(
+            f"cannot load {path}: {reason}. It was left as it is; "
+            f"use --fresh to train from scratch, or --weights PATH for another file"
+        ) from None
+
+
 def save_atomically(model, path):
     """model.save(path), but all or nothing, and keeping the file's mode.
 
@@ -572,7 +1050,12 @@ def save_atomically(model, path):
             break
         except FileExistsError:
             continue
+    keras_log = logging.getLogger("absl")
+    level = keras_log.level
     try:
+        # Keras warns that a whole model in .h5 is a legacy format; the file keeps
+        # the tutorial's name on purpose, and only its weights are read back.
+        keras_log.setLevel(logging.ERROR)
         model.save(temporary)
         if os.path.exists(path):
             os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
@@ -580,264 +1063,9 @@ def save_atomically(model, path):
             os.fsync(written.fileno())   # on disk before the rename makes it the file
         os.replace(temporary, path)
     finally:
+        keras_log.setLevel(level)
         if os.path.exists(temporary):
             os.remove(temporary)
-
-
-def play(env, agent, episodes, seed=None):
-    """Play greedy episodes with the saved weights (no exploration, no training)."""
-    agent.exploration_rate = 0.0
-    scores = []
-    with Stop():
-        for index_episode in range(episodes):
-            state, _ = env.reset(seed=seed if index_episode == 0 else None)
-            done = False
-            index = 0
-            while not done:
-                action = agent.act(np.reshape(state, [1, -1]))
-                state, _, terminated, truncated, _ = env.step(action)
-                done = terminated or truncated
-                index += 1
-                Stop.check()
-            scores.append(index)
-            print(f"Play {index_episode}# Score: {index}", flush=True)
-    print(f"Mean score over {episodes} games: {np.mean(scores):.1f}")
-    return scores
-
-
-def bounded(kind, low, high=None):
-    """An argparse type: a number of `kind` in [low, high], or a usage error."""
-    def parse(text):
-        value = kind(text)
-        if value < low or (high is not None and value > high):
-            limit = f"at least {low}" if high is None else f"between {low} and {high}"
-            raise argparse.ArgumentTypeError(f"{text} is not {limit}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def replay_interval(text):
-    """--train-every: 'episode', or a number of steps ('step' is 1)."""
-    if text in ("step", "episode"):
-        return 1 if text == "step" else text
-    try:
-        return bounded(int, 1)(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text} is not step, episode or a number") from None
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Deep Q-Learning on CartPole-v1 (Keras + Gymnasium). "
-                    "With no flags it trains as the tutorial does.")
-    parser.add_argument("--episodes", type=bounded(int, 1), default=10000,
-                        help="episodes to train (default: 10000)")
-    parser.add_argument("--seed", type=bounded(int, 0),
-                        help="seed Python, NumPy, TensorFlow and the environment")
-    parser.add_argument("--weights", default="cartpole_weight.h5",
-                        help="weight file to resume from and save to (default: %(default)s)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="ignore an existing weight file and start from scratch")
-    parser.add_argument("--render", action="store_true", help="show the cart in a window")
-    parser.add_argument("--play", type=bounded(int, 1), metavar="N",
-                        help="play N greedy games with the saved weights, no training")
-    parser.add_argument("--stop-at", type=bounded(float, 0, 500), default=475.0, metavar="AVG",
-                        help="stop once the last 100 episodes average at least AVG "
-                             "(default: 475, CartPole-v1's solved bar; 0: never)")
-    parser.add_argument("--agent", choices=AGENTS, default="tutorial",
-                        help="tutorial: the tutorial's DQN (default); target: the second "
-                             "source's DQN with a target network")
-    parser.add_argument("--video", metavar="DIR",
-                        help="with --play: record each game as an MP4 in DIR")
-    parser.add_argument("--log", metavar="CSV", help="write one CSV row per episode")
-    parser.add_argument("--plot", metavar="PNG", help="write a learning curve at the end")
-    knobs = parser.add_argument_group(
-        "hyperparameters", "Each defaults to the value in the chosen agent's source.")
-    knobs.add_argument("--gamma", type=bounded(float, 0, 1), help="discount rate")
-    knobs.add_argument("--learning-rate", type=bounded(float, 1e-9, 1), help="Adam's step size")
-    knobs.add_argument("--batch-size", type=bounded(int, 1), help="samples per replay")
-    knobs.add_argument("--memory-size", type=bounded(int, 1), help="transitions remembered")
-    knobs.add_argument("--exploration-decay", type=bounded(float, 0, 1),
-                       help="factor on the exploration rate per decay")
-    knobs.add_argument("--exploration-min", type=bounded(float, 0, 1),
-                       help="floor of the exploration rate")
-    knobs.add_argument("--train-every", type=replay_interval, metavar="{step,episode,N}",
-                       help="replay after every step, every N steps, or after every "
-                            "episode (default: episode for tutorial, step for target)")
-    target_only = parser.add_argument_group("target agent only")
-    target_only.add_argument("--sync-every", type=bounded(int, 1), metavar="N",
-                             help="sync the target network every N episodes (default 10)")
-    target_only.add_argument("--sync-by", choices=["episode", "update"],
-                             help="count --sync-every in episodes (default) or in updates")
-    target_only.add_argument("--double", action="store_true", default=None,
-                             help="Double DQN targets")
-    target_only.add_argument("--loss", choices=["mse", "huber"], help="default: mse")
-    args = parser.parse_args(argv)
-    for name in TARGET_ONLY:
-        if getattr(args, name) is not None and args.agent != "target":
-            parser.error(f"--{name.replace('_', '-')} needs --agent target")
-    if args.video and not args.play:
-        parser.error("--video records --play games: add --play N")
-    if args.video and args.render:
-        parser.error("--video and --render draw in different ways: choose one")
-    return args
-
-
-TARGET_ONLY = ["sync_every", "sync_by", "double", "loss"]
-
-
-def hyperparameters(args):
-    """The agent attributes that flags set; None means the source's default."""
-    names = ["gamma", "learning_rate", "memory_size", "exploration_decay",
-             "exploration_min", *TARGET_ONLY]
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-
-
-def main(argv=None):
-    # The whole program, from here to its exit: Ctrl-C and kill only leave a
-    # note, which the loops act on (see class Stop).
-    Stop.take_over()
-    try:
-        args = parse_args(argv)
-        check_paths(args)
-        # Keras warns that a full model in .h5 is a legacy format; the tutorial's
-        # file name is kept on purpose, and only its weights are ever read back.
-        logging.getLogger("absl").setLevel(logging.ERROR)
-        if args.seed is not None:
-            # One place seeds Python, NumPy and TensorFlow (random actions come from
-            # Python's random); the environment gets the seed in its first reset().
-            keras.utils.set_random_seed(args.seed)
-        if args.play:
-            return play_saved(args)
-        CartPole(args).run()
-    except (UsageError, WeightFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except Terminated:
-        return 143
-    return 0
-
-
-def play_saved(args):
-    if not os.path.isfile(args.weights):
-        raise UsageError(f"no weight file at {args.weights}: train first, "
-                         "or point --weights at one")
-    if args.render:
-        open_window()
-    render_mode = "human" if args.render else "rgb_array" if args.video else None
-    env = gym.make('CartPole-v1', render_mode=render_mode)
-    if args.video:
-        env = record_video(env, args.video)
-    agent = AGENTS[args.agent](env.observation_space.shape[0], int(env.action_space.n),
-                               args.weights)
-    try:
-        play(env, agent, args.play, args.seed)
-    finally:
-        env.close()   # RecordVideo writes the last video here
-    return 0
-
-
-def record_video(env, folder):
-    """Record every episode as an MP4 in folder, drawn off-screen (no display needed)."""
-    # Frames are drawn into memory, so pygame needs no display; without this
-    # it probes for one, and SDL prints complaints about each it cannot find.
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
-                                    name_prefix="cartpole")
-
-
-def require(module, flag):
-    try:
-        __import__(module)
-    except ImportError:
-        raise UsageError(f"{flag} needs {module}: pip install {module}") from None
-
-
-class Terminated(BaseException):
-    """`kill` (SIGTERM) stopped the run: raised by Stop.check(), exit status 143.
-
-    A BaseException, like KeyboardInterrupt, so that no `except Exception`
-    on the way up can swallow it.
-    """
-
-
-class Stop:
-    """Ctrl-C (SIGINT) and `kill` (SIGTERM), acted on where the program is ready.
-
-    A signal handler runs wherever Python happens to be when the signal lands:
-    inside TensorFlow, inside h5py during the save, inside a replay. A handler
-    that raised an exception would raise it there, and TensorFlow catches
-    exceptions and raises others in their place (a `TypeError` instead of the
-    stop). So the handler only notes the signal, and Stop.check(), called by
-    the training and play loops between two steps, raises KeyboardInterrupt or
-    Terminated from our own code. The tutorial's `finally` then saves the
-    weights. A signal that lands after the last check (in the last replay, or
-    during the save) is raised as soon as the `with Stop():` block ends.
-
-    `with Stop():` takes the signals over for the block and gives them back
-    after it, so that in a notebook the kernel's stop button keeps the training
-    as Ctrl-C does, and interrupts other cells as usual afterwards.
-    """
-    SIGNALS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
-    noted = None     # the first signal that landed and has not been raised yet
-
-    @staticmethod
-    def note(signum, frame):
-        Stop.noted = Stop.noted or signum
-
-    @classmethod
-    def check(cls):
-        """Raise the signal noted since the last check, if any."""
-        signum, cls.noted = cls.noted, None
-        if signum:
-            raise cls.SIGNALS[signum]()
-
-    @classmethod
-    def take_over(cls):
-        """Handle Ctrl-C and kill by noting them, until the program ends.
-
-        Also when a shell started us in the background with Ctrl-C ignored.
-        Returns the handlers that were there, or None where signals cannot be
-        handled (Python handles them in its main thread only).
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = {signum: signal.signal(signum, cls.note) for signum in cls.SIGNALS}
-        if hasattr(signal, "pthread_sigmask"):
-            # Run as a script, the signals were held back while the libraries
-            # loaded (see the imports); one that came meanwhile is noted now.
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(cls.SIGNALS))
-        return previous
-
-    def __enter__(self):
-        if Stop.noted:
-            # It landed before the block, while the model was built, say: stop
-            # now, before anything is trained or written.
-            print("Stopped before it started: nothing was trained or written", flush=True)
-            Stop.check()
-        # The program's own handler may be in place already (main() took over).
-        self.previous = None if Stop.handling() else Stop.take_over()
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if self.previous:
-            for signum, handler in self.previous.items():
-                signal.signal(signum, handler)
-        if kind is None:
-            Stop.check()
-        elif not Stop.handling():
-            Stop.noted = None   # stopping already; not to be carried into the next block
-        return False
-
-    @classmethod
-    def handling(cls):
-        return signal.getsignal(signal.SIGINT) is cls.note
-
-
-AGENTS = {"tutorial": Agent, "target": TargetAgent}
 
 
 if __name__ == "__main__":

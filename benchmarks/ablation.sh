@@ -13,12 +13,12 @@ run() {
 }
 run "tutorial agent as written" --agent tutorial
 run "second source as written" --agent target
-run "+ sync every 250 updates" --agent target --sync-by update --sync-every 250
-run "+ exploration decay 0.98" --agent target --sync-by update --sync-every 250 \
+run "+ sync every 250 replays" --agent target --sync-by replay --sync-every 250
+run "+ exploration decay 0.98" --agent target --sync-by replay --sync-every 250 \
     --exploration-decay 0.98
-run "+ learning rate 0.0005" --agent target --sync-by update --sync-every 250 \
+run "+ learning rate 0.0005" --agent target --sync-by replay --sync-every 250 \
     --exploration-decay 0.98 --learning-rate 0.0005
-run "+ Double DQN (the recipe)" --agent target --sync-by update --sync-every 250 \
+run "+ Double DQN (the recipe)" --agent target --sync-by replay --sync-every 250 \
     --exploration-decay 0.98 --learning-rate 0.0005 --double
-run "recipe + Huber loss" --agent target --sync-by update --sync-every 250 \
+run "recipe + Huber loss" --agent target --sync-by replay --sync-every 250 \
     --exploration-decay 0.98 --learning-rate 0.0005 --double --loss huber

@@ -1,12 +1,13 @@
 """The tutorial agent's maths, checked against the tutorial's own Keras calls."""
 import random
+import re
 
 import gymnasium as gym
 import keras
 import numpy as np
 import pytest
 
-from cartpole_dqn import Agent, CartPole, parse_args
+from cartpole_dqn import Agent, CartPole, UsageError, parse_args
 
 
 @pytest.fixture
@@ -16,11 +17,9 @@ def agent(tmp_path):
 
 
 def copy_of(model):
-    """The tutorial's network, compiled as the tutorial compiles it, with model's weights."""
-    ref = keras.Sequential([keras.Input((4,)), keras.layers.Dense(24, activation="relu"),
-                            keras.layers.Dense(24, activation="relu"),
-                            keras.layers.Dense(2, activation="linear")])
-    ref.compile(loss="mse", optimizer=keras.optimizers.Adam(learning_rate=0.001))
+    """A Keras model compiled as the tutorial compiles it, with model's layers and weights."""
+    ref = keras.models.clone_model(model)
+    ref.compile(loss=model.loss, optimizer=keras.optimizers.Adam(learning_rate=0.001))
     ref.set_weights(model.get_weights())
     return ref
 
@@ -42,27 +41,49 @@ def transition(rng, done):
     return state, int(rng.integers(2)), 1.0, next_state, done
 
 
+def remember_some(agent, count=6, seed=0):
+    # Terminated steps (no future), truncated ones (stored with done=False, so
+    # the future still counts) and ordinary ones.
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        agent.remember(*transition(rng, done=(i % 3 == 0)))
+
+
+def replay_both(agent, reference, size, seed):
+    """agent.replay(size) and the tutorial's replay on `reference`, on the same sample."""
+    random.seed(seed)
+    agent.replay(size)
+    random.seed(seed)
+    tutorial_replay(reference, random.sample(agent.memory, size), agent.gamma)
+
+
+def assert_same_weights(a, b, atol=1e-6):
+    for ours, theirs in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=atol)
+
+
 def test_replay_matches_the_tutorials_predict_and_fit(agent):
-    rng = np.random.default_rng(0)
-    # A terminated step (no future), a truncated step (stored with done=False,
-    # so the future still counts) and an ordinary one; twice, to take several
-    # steps in a row, each from the weights the previous one left.
-    for _ in range(2):
-        agent.remember(*transition(rng, True))
-        agent.remember(*transition(rng, False))
-        agent.remember(*transition(rng, False))
+    remember_some(agent)
     reference = copy_of(agent.brain)
     before = agent.brain.get_weights()
-
-    random.seed(7)
-    agent.replay(6)
-    random.seed(7)
-    tutorial_replay(reference, random.sample(agent.memory, 6), agent.gamma)
-
+    # Six steps in a row, each from the weights the previous one left, twice.
+    replay_both(agent, reference, 6, seed=7)
+    replay_both(agent, reference, 6, seed=8)
     after = agent.brain.get_weights()
     assert any(not np.allclose(b, a) for b, a in zip(before, after)), "replay learned nothing"
-    for ours, theirs in zip(after, reference.get_weights()):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert_same_weights(agent.brain, reference)
+
+
+def test_a_change_of_gamma_takes_effect_in_the_next_replay(agent):
+    remember_some(agent)
+    reference = copy_of(agent.brain)
+    replay_both(agent, reference, 6, seed=1)
+    agent.gamma = 0.5
+    replay_both(agent, reference, 6, seed=2)   # the reference replays with gamma 0.5
+    assert_same_weights(agent.brain, reference)
+    agent.gamma = 0.99
+    replay_both(agent, reference, 6, seed=3)
+    assert_same_weights(agent.brain, reference)
 
 
 def test_replay_waits_for_a_full_sample(agent):
@@ -71,12 +92,6 @@ def test_replay_waits_for_a_full_sample(agent):
     agent.replay(32)
     assert all(np.array_equal(b, a) for b, a in zip(before, agent.brain.get_weights()))
     assert agent.exploration_rate == 1.0
-
-
-def test_predict_is_the_brains_forward_pass(agent):
-    states = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
-    np.testing.assert_allclose(agent.predict(states), agent.brain.predict(states, verbose=0),
-                               rtol=1e-5, atol=1e-6)
 
 
 def test_exploration_rate_one_acts_at_random(agent, monkeypatch):
@@ -88,23 +103,21 @@ def test_exploration_rate_one_acts_at_random(agent, monkeypatch):
 def test_exploration_rate_zero_is_greedy(agent):
     agent.exploration_rate = 0.0
     states = np.random.default_rng(2).normal(size=(100, 1, 4)).astype(np.float32)
-    greedy = [int(np.argmax(agent.brain.predict(s, verbose=0)[0])) for s in states]
-    assert [agent.act(s) for s in states] == greedy
+    greedy = np.argmax(agent.brain.predict(states[:, 0], verbose=0), axis=1)
+    assert [agent.act(s) for s in states] == list(greedy)
     assert len(set(greedy)) == 2, "pick states on both sides of the decision"
 
 
-def test_exploration_decays_once_per_replay_down_to_its_floor(agent):
-    rng = np.random.default_rng(3)
-    for _ in range(32):
-        agent.remember(*transition(rng, False))
-    agent.replay(32)
-    assert agent.exploration_rate == pytest.approx(0.995)
+def test_exploration_decays_once_per_replay_as_the_tutorial_writes_it(agent):
+    remember_some(agent, 32)
+    agent.exploration_decay = 0.5
     rates = []
-    for _ in range(1000):
+    for _ in range(9):
         agent.replay(32)
         rates.append(agent.exploration_rate)
-    assert min(rates) == agent.exploration_min == 0.01
-    assert rates[-1] == 0.01
+    # The tutorial's rule, `if rate > min: rate *= decay`: it stops at the
+    # first value at or below the minimum (0.0078125 here, 0.00999 with 0.995).
+    assert rates == [0.5 ** n for n in range(1, 8)] + [0.5 ** 7] * 2
 
 
 def test_saved_weights_load_back_with_minimal_exploration(agent, tmp_path):
@@ -141,3 +154,102 @@ def test_weights_are_saved_by_finally_when_training_is_interrupted(tmp_path, mon
     loaded = Agent(4, 2, str(tmp_path / "w.h5"))
     for a, b in zip(cartpole.agent.brain.get_weights(), loaded.brain.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# A learner's first experiment is _build_model. act() and replay() must follow
+# whatever they build.
+def network(layers, loss="mse"):
+    def _build_model(self):
+        model = keras.Sequential([keras.Input(shape=(self.state_size,)), *layers()])
+        model.compile(loss=loss, optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate))
+        return model
+    return type("EditedAgent", (Agent,), {"_build_model": _build_model})
+
+
+EDITS = {
+    "tanh": network(lambda: [keras.layers.Dense(24, activation="tanh"),
+                             keras.layers.Dense(24, activation="tanh"), keras.layers.Dense(2)]),
+    "three layers, other widths": network(lambda: [
+        keras.layers.Dense(64, activation="relu"), keras.layers.Dense(32, activation="elu"),
+        keras.layers.Dense(8, activation="sigmoid"), keras.layers.Dense(2)]),
+    "no bias, swish, an Activation layer": network(lambda: [
+        keras.layers.Dense(16, activation="swish", use_bias=False),
+        keras.layers.Dense(16), keras.layers.Activation("softplus"), keras.layers.Dense(2)]),
+    "dropout": network(lambda: [keras.layers.Dense(24, activation="relu"),
+                                keras.layers.Dropout(0.3), keras.layers.Dense(2)]),
+    "huber loss, leaky relu": network(lambda: [keras.layers.Dense(24, activation="leaky_relu"),
+                                               keras.layers.Dense(2)], loss="huber"),
+}
+STATES = np.random.default_rng(4).normal(size=(40, 4)).astype(np.float32)
+
+
+def assert_predict_follows_the_brain(agent):
+    ours = np.concatenate([agent.predict(s[None]) for s in STATES])
+    np.testing.assert_allclose(ours, agent.brain.predict(STATES, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_predict_follows_an_edited_network_through_fit_load_and_set_weights(tmp_path, edit):
+    keras.utils.set_random_seed(0)
+    agent = EDITS[edit](4, 2, str(tmp_path / "w.h5"))
+    assert_predict_follows_the_brain(agent)
+    agent.brain.fit(STATES[:8], np.ones((8, 2), np.float32), epochs=1, verbose=0)
+    assert_predict_follows_the_brain(agent)
+    agent.brain.set_weights([w * 1.5 for w in agent.brain.get_weights()])
+    assert_predict_follows_the_brain(agent)
+    agent.save_model()
+    agent.brain.set_weights([np.zeros_like(w) for w in agent.brain.get_weights()])
+    agent.brain.load_weights(agent.weight_backup)
+    assert_predict_follows_the_brain(agent)
+    if edit == "dropout":
+        return   # fit drops other units at random than the reference would
+    # And replay() still takes the tutorial's steps on this network.
+    remember_some(agent)
+    reference = copy_of(agent.brain)
+    reference.compile(loss=agent.brain.loss,
+                      optimizer=keras.optimizers.Adam(learning_rate=0.001))
+    agent.brain.compile(loss=agent.brain.loss,
+                        optimizer=keras.optimizers.Adam(learning_rate=0.001))
+    replay_both(agent, reference, 6, seed=5)
+    # NumPy's tanh, exp and the like round a little differently from
+    # TensorFlow's, and Adam's first steps (about +-learning_rate each) can
+    # turn on such a difference: the same maths, to 1e-3 after six steps.
+    assert_same_weights(agent.brain, reference, atol=1e-3)
+    assert_predict_follows_the_brain(agent)
+
+
+def test_predict_follows_a_replay_written_as_the_tutorial_wrote_it(tmp_path):
+    # A learner who puts the tutorial's replay back (brain.predict, brain.fit).
+    class TutorialReplay(Agent):
+        def replay(self, sample_batch_size):
+            tutorial_replay(self.brain, random.sample(self.memory, sample_batch_size), self.gamma)
+    agent = TutorialReplay(4, 2, str(tmp_path / "w.h5"))
+    agent.exploration_rate = 0.0
+    assert_predict_follows_the_brain(agent)
+    remember_some(agent)
+    agent.replay(6)
+    assert_predict_follows_the_brain(agent)
+
+
+@pytest.mark.parametrize("layers, says", [
+    (lambda: [keras.layers.Dense(24), keras.layers.BatchNormalization(), keras.layers.Dense(2)],
+     "cannot run its layer 'batch_normalization' (BatchNormalization)"),
+    (lambda: [keras.layers.Dense(24, activation="gelu"), keras.layers.Dense(2)],
+     "does not know the activation 'gelu'"),
+])
+def test_a_layer_predict_cannot_run_is_refused_when_the_brain_is_built(tmp_path, layers, says):
+    with pytest.raises(UsageError, match=re.escape(says)):
+        network(layers)(4, 2, str(tmp_path / "w.h5"))
+
+
+def test_a_network_that_is_not_a_chain_is_refused_when_the_brain_is_built(tmp_path):
+    class SkipConnection(Agent):
+        def _build_model(self):
+            inputs = keras.Input(shape=(self.state_size,))
+            hidden = keras.layers.Dense(4, activation="relu")(inputs)
+            outputs = keras.layers.Dense(2)(keras.layers.Add()([inputs, hidden]))
+            model = keras.Model(inputs, outputs)
+            model.compile(loss="mse", optimizer=keras.optimizers.Adam(learning_rate=0.001))
+            return model
+    with pytest.raises(UsageError):
+        SkipConnection(4, 2, str(tmp_path / "w.h5"))

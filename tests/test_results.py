@@ -61,15 +61,16 @@ def build(tmp_path, *flags):
 def test_defaults_are_the_sources_values(tmp_path):
     tutorial = build(tmp_path)
     agent = tutorial.agent
-    assert (tutorial.sample_batch_size, tutorial.train_every) == (32, "episode")
+    assert (tutorial.sample_batch_size, tutorial.episodes, tutorial.options.train_every) == (
+        32, 10000, "episode")
     assert (agent.gamma, agent.learning_rate, agent.memory.maxlen) == (0.95, 0.001, 2000)
     assert (agent.exploration_decay, agent.exploration_min) == (0.995, 0.01)
     assert agent.brain.loss == "mse"
 
     target = build(tmp_path, "--agent", "target")
     agent = target.agent
-    assert (target.sample_batch_size, target.train_every) == (64, 1)
-    assert (agent.gamma, agent.learning_rate, agent.memory.maxlen) == (0.99, 0.001, 50000)
+    assert (target.sample_batch_size, target.episodes, target.options.train_every) == (64, 500, 1)
+    assert (agent.gamma, agent.learning_rate, agent.memory.max_size) == (0.99, 0.001, 50000)
     assert (agent.sync_every, agent.sync_by, agent.double, agent.brain.loss) == (
         10, "episode", False, "mse")
 
@@ -78,21 +79,21 @@ def test_flags_change_the_hyperparameters(tmp_path):
     cartpole = build(tmp_path, "--agent", "target", "--gamma", 0.9, "--learning-rate", 0.01,
                      "--batch-size", 16, "--memory-size", 300, "--exploration-decay", 0.9,
                      "--exploration-min", 0.05, "--train-every", 4, "--sync-every", 7,
-                     "--sync-by", "update", "--double", "--loss", "huber")
+                     "--sync-by", "replay", "--double", "--loss", "huber")
     agent = cartpole.agent
-    assert (cartpole.sample_batch_size, cartpole.train_every) == (16, 4)
-    assert (agent.gamma, agent.memory.maxlen, agent.exploration_decay) == (0.9, 300, 0.9)
+    assert (cartpole.sample_batch_size, cartpole.options.train_every) == (16, 4)
+    assert (agent.gamma, agent.memory.max_size, agent.exploration_decay) == (0.9, 300, 0.9)
     assert agent.exploration_min == 0.05
     assert float(keras.ops.convert_to_numpy(agent.brain.optimizer.learning_rate)) == \
         pytest.approx(0.01)
     assert (agent.sync_every, agent.sync_by, agent.double, agent.brain.loss) == (
-        7, "update", True, "huber")
-    assert build(tmp_path, "--train-every", "episode").train_every == "episode"
-    assert build(tmp_path, "--train-every", "step").train_every == 1
+        7, "replay", True, "huber")
+    assert build(tmp_path, "--train-every", "episode").options.train_every == "episode"
+    assert build(tmp_path, "--train-every", "step").options.train_every == 1
 
 
 @pytest.mark.parametrize("flag", [["--double"], ["--sync-every", "5"], ["--loss", "huber"],
-                                  ["--sync-by", "update"]])
+                                  ["--sync-by", "replay"]])
 def test_target_only_flags_need_the_target_agent(cli, flag):
     result = cli(*flag)
     assert result.returncode == 2
@@ -111,13 +112,13 @@ def test_train_every_n_steps_replays_on_every_nth_step(tmp_path):
     keras.utils.set_random_seed(0)
     cartpole = build(tmp_path, "--agent", "target", "--episodes", 8, "--train-every", 4)
     cartpole.run()
-    steps = cartpole.history[-1]["steps"]
+    steps = cartpole.progress.history[-1]["steps"]
     # The memory holds a batch of 64 from step 64 on.
-    assert cartpole.agent.updates == len(range(64, steps + 1, 4)) > 0
+    assert cartpole.agent.replays == len(range(64, steps + 1, 4)) > 0
 
 
-def test_sync_by_update_syncs_every_n_replays(tmp_path):
-    agent = build(tmp_path, "--agent", "target", "--sync-by", "update", "--sync-every", 3).agent
+def test_sync_by_replay_syncs_every_n_replays(tmp_path):
+    agent = build(tmp_path, "--agent", "target", "--sync-by", "replay", "--sync-every", 3).agent
     rng = np.random.default_rng(0)
     for _ in range(64):
         state, next_state = rng.normal(size=(2, 1, 4)).astype(np.float32)
@@ -125,7 +126,7 @@ def test_sync_by_update_syncs_every_n_replays(tmp_path):
     synced = [w.copy() for w in agent.target_brain.get_weights()]
     agent.replay(64)
     agent.replay(64)
-    agent.end_episode(0)   # counting updates: episodes no longer sync
+    agent.end_episode(0)   # counting replays: episodes no longer sync
     assert all(np.array_equal(a, b) for a, b in zip(synced, agent.target_brain.get_weights()))
     agent.replay(64)
     assert all(np.array_equal(a, b) for a, b in

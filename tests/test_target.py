@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from cartpole_dqn import TargetAgent
+from cartpole_dqn import ReplayBuffer, TargetAgent
 from test_agent import copy_of, transition
 
 
@@ -30,7 +30,7 @@ def same(a, b):
 
 def test_the_sources_values():
     agent = TargetAgent(4, 2, "none.h5")
-    assert (agent.gamma, agent.memory.maxlen, agent.sync_every) == (0.99, 50000, 10)
+    assert (agent.gamma, agent.memory.max_size, agent.sync_every) == (0.99, 50000, 10)
     assert (agent.learning_rate, agent.exploration_decay, agent.exploration_min) == (
         0.001, 0.995, 0.01)
 
@@ -49,42 +49,83 @@ def test_target_network_stays_still_between_syncs(agent):
     assert agent.exploration_rate == pytest.approx(0.995 ** 10)
 
 
-def source_train(main, target, batch, gamma):
-    """The second source's DQNAgent.train() after sampling, with fit's shuffle off."""
-    states, actions, rewards, next_states, dones = zip(*batch)
-    states = np.array(states).squeeze(axis=1)
-    next_states = np.array(next_states).squeeze(axis=1)
+def source_train(main, target, batch, gamma, double=False):
+    """The second source's DQNAgent.train() after sampling, with fit's shuffle off
+    (and, with double, Double DQN's choice of the next action by `main`)."""
+    states, actions, rewards, next_states, dones = batch
     target_qs = main.predict(states, verbose=0)
     next_qs = target.predict(next_states, verbose=0)
-    for i in range(len(batch)):
+    best = np.argmax(main.predict(next_states, verbose=0), axis=1)
+    for i in range(len(states)):
         if dones[i]:
             target_qs[i][actions[i]] = rewards[i]
+        elif double:
+            target_qs[i][actions[i]] = rewards[i] + gamma * next_qs[i][best[i]]
         else:
             target_qs[i][actions[i]] = rewards[i] + gamma * np.max(next_qs[i])
     main.fit(states, target_qs, epochs=1, verbose=0, batch_size=32, shuffle=False)
 
 
-def test_batched_replay_matches_the_sources_predict_and_fit(agent):
-    # Move the target network away from the main one, so that the test can
-    # tell which network each part of the target comes from.
+def replay_both(agent, main, target, seed):
+    random.seed(seed)
+    agent.replay(64)
+    random.seed(seed)
+    source_train(main, target, agent.memory.sample(64), agent.gamma, agent.double)
+
+
+def assert_same(agent, main):
+    for ours, theirs in zip(agent.brain.get_weights(), main.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def references(agent):
+    """Copies of both networks, with the target network first moved away from
+    the main one, so that a test can tell which network a target came from."""
     rng = np.random.default_rng(1)
     agent.target_brain.set_weights(
         [w + rng.normal(scale=0.1, size=w.shape).astype(np.float32)
          for w in agent.target_brain.get_weights()])
-    main, target = copy_of(agent.brain), copy_of(agent.target_brain)
+    return copy_of(agent.brain), copy_of(agent.target_brain)
+
+
+def test_batched_replay_matches_the_sources_predict_and_fit(agent):
+    main, target = references(agent)
     before = weights(agent.brain)
-
-    random.seed(11)
-    agent.replay(64)
-    random.seed(11)
-    source_train(main, target, random.sample(agent.memory, 64), agent.gamma)
-
+    replay_both(agent, main, target, seed=11)
     assert not same(before, agent.brain.get_weights())
-    for ours, theirs in zip(agent.brain.get_weights(), main.get_weights()):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert_same(agent, main)
     np.testing.assert_allclose(agent.predict(np.ones((1, 4), np.float32)),
                                main.predict(np.ones((1, 4), np.float32), verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_gamma_double_and_loss_changed_between_replays_take_effect(agent):
+    main, target = references(agent)
+    replay_both(agent, main, target, seed=1)
+    agent.gamma = 0.5
+    replay_both(agent, main, target, seed=2)
+    assert_same(agent, main)
+    agent.double = True
+    replay_both(agent, main, target, seed=3)
+    assert_same(agent, main)
+    agent.loss = "huber"
+    main.compile(loss="huber", optimizer=main.optimizer)
+    replay_both(agent, main, target, seed=4)
+    assert agent.brain.loss == "huber"
+    assert_same(agent, main)
+
+
+def test_the_replay_buffer_keeps_the_last_steps_and_samples_without_replacement():
+    buffer = ReplayBuffer(5, 4)
+    for i in range(8):
+        state = np.full((1, 4), i, np.float32)
+        buffer.add((state, i % 2, float(i), state + 100, i == 7))
+    assert buffer.size() == len(buffer) == 5
+    random.seed(0)
+    states, actions, rewards, next_states, dones = buffer.sample(5)
+    assert sorted(rewards) == [3, 4, 5, 6, 7], "the last five, each once"
+    for s, a, r, n, d in zip(states, actions, rewards, next_states, dones):
+        assert (s == r).all() and (n == r + 100).all() and a == r % 2 and d == (r == 7)
 
 
 def test_replay_leaves_exploration_to_the_end_of_the_episode(agent):

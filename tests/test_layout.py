@@ -1,0 +1,93 @@
+"""The file reads beside the tutorial (issue 8): its story first, its replay
+line for line, and every change from either source listed in README.md."""
+import ast
+import difflib
+import re
+
+from conftest import ROOT, SCRIPT
+
+SOURCE = SCRIPT.read_text()
+MARK = "\n# Beyond the tutorial\n"
+FIRST_PART, SECOND_PART = SOURCE.split(MARK)
+README = (ROOT / "README.md").read_text()
+
+# The tutorial's replay (section "0# DQL Agent"), as it printed it.
+TUTORIAL_REPLAY = """
+def replay(self, sample_batch_size):
+    if len(self.memory) < sample_batch_size:
+        return
+    sample_batch = random.sample(self.memory, sample_batch_size)
+    for state, action, reward, next_state, done in sample_batch:
+        target = reward
+        if not done:
+          target = reward + self.gamma * np.amax(self.brain.predict(next_state)[0])
+        target_f = self.brain.predict(state)
+        target_f[0][action] = target
+        self.brain.fit(state, target_f, epochs=1, verbose=0)
+    if self.exploration_rate > self.exploration_min:
+        self.exploration_rate *= self.exploration_decay
+"""
+
+
+def code_lines(text):
+    """Lines of code, without comments, docstrings, blank lines or indentation."""
+    lines = []
+    for line in text.splitlines():
+        line = line.split("#")[0].strip() if not line.strip().startswith("#") else ""
+        if line and not line.startswith('"""'):
+            lines.append(line)
+    return lines
+
+
+def test_the_tutorial_comes_first_and_the_rest_after_one_line():
+    assert SOURCE.count(MARK) == 1
+    tree = ast.parse(FIRST_PART)
+    defined = [node.name for node in tree.body
+               if isinstance(node, (ast.ClassDef, ast.FunctionDef))]
+    assert defined == ["Agent", "CartPole", "main"]
+    agent = next(node for node in tree.body if getattr(node, "name", "") == "Agent")
+    methods = [node.name for node in agent.body if isinstance(node, ast.FunctionDef)]
+    assert methods[:6] == ["__init__", "_build_model", "save_model", "act", "remember", "replay"]
+    cartpole = next(node for node in tree.body if getattr(node, "name", "") == "CartPole")
+    assert [node.name for node in cartpole.body if isinstance(node, ast.FunctionDef)] == [
+        "__init__", "run"]
+    # The tutorial's commented render line, where it was: first in the step loop.
+    run = ast.get_source_segment(FIRST_PART, cartpole.body[-1])
+    assert re.search(r"while not done:\n#\s+self\.env\.render\(\)\n", run)
+    # Nothing of the second part is defined in the first.
+    second = ast.parse(SECOND_PART.split("\n", 3)[-1])
+    assert {"TargetAgent", "Stop", "NumpyForward", "TrainStep", "parse_args"} <= {
+        node.name for node in second.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+
+
+def test_replay_differs_from_the_tutorials_in_its_two_calls_only():
+    tree = ast.parse(FIRST_PART)
+    agent = next(node for node in tree.body if getattr(node, "name", "") == "Agent")
+    replay = next(node for node in agent.body if getattr(node, "name", "") == "replay")
+    ours = code_lines(ast.get_source_segment(FIRST_PART, replay))
+    theirs = code_lines(TUTORIAL_REPLAY)
+    changed = sorted(line for line in difflib.ndiff(theirs, ours) if line[:1] in "+-")
+    assert changed == sorted([
+        "- target = reward + self.gamma * np.amax(self.brain.predict(next_state)[0])",
+        "- target_f = self.brain.predict(state)",
+        "- self.brain.fit(state, target_f, epochs=1, verbose=0)",
+        "+ target = reward + self.gamma * np.amax(self.predict(next_state)[0])",
+        "+ target_f = self.predict(state)",
+        "+ self.fit(state, target_f)",
+    ])
+
+
+def readme_section(title):
+    start = README.index(f"## {title}")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end > 0 else None]
+
+
+def test_every_change_marked_in_the_code_has_its_row_in_the_readme():
+    for mark, title in [("Tutorial", "What changed from the tutorial"),
+                        ("Source", "What changed from the second source")]:
+        table = readme_section(title)
+        snippets = re.findall(rf"# {mark}: `([^`]+)`", SOURCE)
+        assert snippets, mark
+        missing = [s for s in snippets if f"`{s}`" not in table]
+        assert missing == [], f"no row in README's '{title}' for these"
