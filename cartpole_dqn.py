@@ -18,6 +18,7 @@ reporting, play and video, the command line and the safety checks.
 """
 import argparse
 import csv
+import io
 import itertools
 import logging
 import os
@@ -75,6 +76,7 @@ class Agent():
         self.exploration_rate   = 1.0     # epsilon: the share of random actions
         self.exploration_min    = 0.01
         self.exploration_decay  = 0.995   # exploration_rate *= this, after every replay
+        self.hidden_layers      = (24, 24)  # the hidden layers' sizes (--hidden)
         self.fresh              = fresh
         set_hyperparameters(self, hyperparameters)
         self.brain              = self._build_model()
@@ -85,8 +87,10 @@ class Agent():
         # Tutorial: `model.add(Dense(24, input_dim=self.state_size, activation='relu'))`.
         # Keras 3 has no input_dim: the input's shape comes from an Input first.
         model.add(keras.Input(shape=(self.state_size,)))
-        model.add(Dense(24, activation='relu'))
-        model.add(Dense(24, activation='relu'))
+        # Tutorial: `model.add(Dense(24, activation='relu'))`, twice. The sizes are
+        # hidden_layers: (24, 24), those of --hidden, or those of the weight file.
+        for units in self.hidden_layers:
+            model.add(Dense(units, activation='relu'))
         model.add(Dense(self.action_size, activation='linear'))
         # Tutorial: `Adam(lr=self.learning_rate)`. Keras 3 only takes learning_rate=.
         model.compile(loss='mse', optimizer=Adam(learning_rate=self.learning_rate))
@@ -302,24 +306,26 @@ def main(argv=None):
 class ReplayBuffer:
     """The second source's ReplayBuffer: the last max_size steps, sampled
     uniformly without replacement."""
-    # Source: `self.buffer = deque(maxlen=max_size)`, a deque of tuples. Here
-    # five NumPy arrays, so that a sample is five slices, not 64 tuples to stack.
+    # Source: `self.buffer = deque(maxlen=max_size)`, a deque of tuples. Here one
+    # NumPy table, a row per step, so that a sample is one slice and one array
+    # for TensorFlow to take in (each array costs ~20 us to hand over); the
+    # names below are views of its columns.
 
     def __init__(self, max_size, state_size):
-        self.max_size = max_size
-        self.states = np.zeros((max_size, state_size), np.float32)
-        self.actions = np.zeros(max_size, np.int32)
-        self.rewards = np.zeros(max_size, np.float32)
-        self.next_states = np.zeros((max_size, state_size), np.float32)
-        self.dones = np.zeros(max_size, bool)
+        self.max_size, self.state_size = max_size, state_size
+        self.table = np.zeros((max_size, 2 * state_size + 4), np.float32)
+        self.states = self.table[:, :state_size]
+        self.next_states = self.table[:, state_size:2 * state_size]
+        # steps: how many rewards `rewards` sums (--n-step; 1 in the source).
+        self.actions, self.rewards, self.dones, self.steps = self.table[:, 2 * state_size:].T
         self.added = 0
 
-    def add(self, experience):
+    def add(self, experience, steps=1):
         # When full, the oldest step makes room, as in a deque(maxlen=max_size).
         i = self.added % self.max_size
         state, action, reward, next_state, done = experience
         self.states[i], self.actions[i], self.rewards[i] = state[0], action, reward
-        self.next_states[i], self.dones[i] = next_state[0], done
+        self.next_states[i], self.dones[i], self.steps[i] = next_state[0], done, steps
         self.added += 1
 
     def sample(self, batch_size):
@@ -327,8 +333,15 @@ class ReplayBuffer:
         # which shuffles the whole buffer (0.6 ms at 50000). random.sample draws
         # from the same distribution in time that does not grow with the buffer.
         rows = random.sample(range(self.size()), batch_size)
-        return (self.states[rows], self.actions[rows], self.rewards[rows],
-                self.next_states[rows], self.dones[rows])
+        return self.table[rows]
+
+    @staticmethod
+    def columns(sample, state_size):
+        """A sample's states, actions, rewards, next_states, dones and steps, from
+        its rows (a NumPy array or a tensor); actions and dones as numbers."""
+        s = state_size
+        return (sample[:, :s], sample[:, 2 * s], sample[:, 2 * s + 1], sample[:, s:2 * s],
+                sample[:, 2 * s + 2], sample[:, 2 * s + 3])
 
     def size(self):
         return min(self.added, self.max_size)
@@ -347,35 +360,61 @@ class TargetAgent(Agent):
                  fresh=False, **hyperparameters):
         self.sync_every = 10          # target network syncs: every 10 episodes
         self.sync_by    = "episode"   # --sync-by replay: count replays instead
+        self.tau        = 1.0         # a sync copies this share of the brain (--tau)
         self.double     = False       # --double: Double DQN targets
         self.loss       = "mse"       # --loss huber
-        self.replays    = 0           # replays so far; each takes two gradient steps
+        self.clip_norm  = None        # --clip-norm: the gradients' largest global norm
+        self.exploration_steps = None  # --exploration-steps: a linear decay over N steps
+        self.n_step     = 1           # --n-step: rewards summed before the bootstrap
+        self.replays    = 0           # replays so far; each takes a step per 32 samples
+        self.steps      = 0           # environment steps remembered so far
         # The second source's gamma and memory size. Its epsilon, epsilon_min and
         # epsilon_decay are the tutorial's exploration_* values.
         source = dict(gamma=0.99, memory_size=50000)
         super().__init__(state_size, action_size, weight_backup, fresh,
                          **{**source, **hyperparameters})
         self.memory = ReplayBuffer(self.memory.maxlen, state_size)
+        self.recent = []   # this episode's last steps, not yet in memory (--n-step)
         # The second source's target_model: a second copy of the network. It
         # computes the targets and only changes at a sync, so that they stand
         # still while the brain learns to meet them.
         self.target_brain = keras.models.clone_model(self.brain)
-        self.update_target_network()
+        self.target_brain.set_weights(self.brain.get_weights())
         self._replay_step = ReplayStep(self)
+        self.exploration_start = self.exploration_rate
 
     def _build_model(self):
         model = super()._build_model()
-        if self.loss != "mse":
+        if self.clip_norm:
+            # Clipping: a step whose gradients are long is shortened to this
+            # length, so that a few surprising targets cannot throw the net far.
+            model.compile(loss=self.loss, optimizer=Adam(learning_rate=self.learning_rate,
+                                                         global_clipnorm=self.clip_norm))
+        elif self.loss != "mse":
             recompile(model, self.loss)
         return model
 
     def update_target_network(self):
-        self.target_brain.set_weights(self.brain.get_weights())
+        # tau 1 (the source): a copy. Below 1, a soft update: the target network
+        # moves that share of the way towards the brain, so that it trails it
+        # smoothly instead of jumping at every sync.
+        self.target_brain.set_weights(
+            [self.tau * new + (1 - self.tau) * old for new, old in
+             zip(self.brain.get_weights(), self.target_brain.get_weights())])
 
     def remember(self, state, action, reward, next_state, done):
         # Source: `done = done or truncated`, stored with the step. Here the time
         # limit is not an end of the future: done is terminated (see run()).
-        self.memory.add((state, action, reward, next_state, done))
+        self.recent.append((state, action, reward, next_state, done))
+        if done or len(self.recent) == self.n_step:
+            self.store_recent(everything=done)
+        self.steps += 1
+        if self.exploration_steps:
+            # --exploration-steps N: from where it started down to exploration_min
+            # in a straight line over N steps, however long the episodes are.
+            done_share = min(1.0, self.steps / self.exploration_steps)
+            self.exploration_rate = self.exploration_start + done_share * (
+                self.exploration_min - self.exploration_start)
 
     def replay(self, sample_batch_size):
         # The second source's train(): a sample of 64; targets for all of it at
@@ -384,19 +423,40 @@ class TargetAgent(Agent):
             return
         if self._brain.loss != self.loss:
             recompile(self._brain, self.loss)   # --loss, or agent.loss changed since
-        self._brain_weights = self._replay_step(*self.memory.sample(sample_batch_size))
         self.replays += 1
         # --sync-by replay: a sync every N replays keeps the targets equally old,
-        # whether the episodes are short or long.
-        if self.sync_by == "replay" and self.replays % self.sync_every == 0:
-            self.update_target_network()
+        # whether the episodes are short or long. It happens in the same graph,
+        # after the gradient steps: a soft update after every replay costs no
+        # second call into TensorFlow.
+        sync = self.sync_by == "replay" and self.replays % self.sync_every == 0
+        self._brain_weights = self._replay_step(self.memory.sample(sample_batch_size), sync)
+
+    def store_recent(self, everything):
+        """Store the oldest recent step (or all of them, at an episode's end) with
+        the rewards of the steps that follow it summed in: an n-step return.
+
+        With --n-step 1, the source's: each step as it comes. With n, a step's
+        target is r + gamma r' + ... + gamma^(n-1) r'' + gamma^n max Q(the state
+        n steps on): a fall reaches the value of a state n steps earlier in one
+        replay instead of n.
+        """
+        while self.recent:
+            rewards = sum(self.gamma ** k * step[2] for k, step in enumerate(self.recent))
+            state, action = self.recent[0][:2]
+            next_state, done = self.recent[-1][3:]
+            self.memory.add((state, action, rewards, next_state, done), steps=len(self.recent))
+            self.recent.pop(0)
+            if not everything:
+                return
 
     def end_episode(self, index_episode):
+        if self.recent:
+            self.store_recent(everything=True)   # the time limit ended it: bootstrap from there
         # As in the second source: a sync on episodes 0, 10, 20, ..., then
         # exploration decays once per episode, however often it trained.
         if self.sync_by == "episode" and index_episode % self.sync_every == 0:
             self.update_target_network()
-        if self.exploration_rate > self.exploration_min:
+        if self.exploration_rate > self.exploration_min and not self.exploration_steps:
             self.exploration_rate *= self.exploration_decay
 
 
@@ -489,7 +549,7 @@ class TrainStep:
     The step itself is Keras's: model.train_step, which fit calls for every
     batch (the loss the model was compiled with, its regularizers, its
     optimizer). It is traced once into a TensorFlow graph and then called
-    directly (~1 ms here, against ~50 for fit). Python code in it runs only
+    directly (~0.5 ms here, against ~50 for fit). Python code in it runs only
     while tracing; it is traced again if the model is compiled again.
     """
 
@@ -503,7 +563,7 @@ class TrainStep:
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             self.graph = tf.function(self.step).get_concrete_function(*self.signature(inputs))
-        return [weight.numpy() for weight in self.graph(*inputs)]
+        return call_graph(self.graph, inputs)
 
     def step(self, states, target_f):
         self.model.train_step((states, target_f))
@@ -516,35 +576,53 @@ class TrainStep:
                 for x in inputs]
 
 
+def call_graph(graph, inputs):
+    """graph(*inputs) for a traced graph whose inputs are all arrays; returns
+    its outputs as NumPy arrays.
+
+    The public call, graph(*inputs), first matches the inputs against the
+    graph's signature once more, which costs more here than the graph itself
+    (0.74 ms against 0.14 for seven inputs, measured in one process). Each
+    graph here is traced for one fixed signature, so the check can only pass:
+    _call_flat runs the graph without it. Where a TensorFlow has no
+    _call_flat, the public call runs instead.
+    """
+    tensors = [tf.constant(x) for x in inputs]
+    run = getattr(graph, "_call_flat", None)
+    outputs = run(tensors, graph.captured_inputs) if run else graph(*tensors)
+    return [output.numpy() for output in tf.nest.flatten(outputs)]
+
+
 class ReplayStep(TrainStep):
     """TargetAgent.replay's maths, as one graph: the targets for the whole
     sample, then Keras's train_step on each half, as fit(batch_size=32) does.
 
-    gamma is passed in at every call, and a graph is traced for each value of
-    double and each loss, so that changing agent.gamma, agent.double or
-    agent.loss takes effect in the next replay.
+    gamma and tau are passed in at every call, and a graph is traced for each
+    value of double and each loss, so that changing agent.gamma, agent.tau,
+    agent.double or agent.loss takes effect in the next replay.
     """
 
     def __init__(self, agent):
         super().__init__(agent._brain)
         self.agent, self.graphs = agent, {}
 
-    def __call__(self, states, actions, rewards, next_states, dones):
+    def __call__(self, sample, sync):
         agent = self.agent
-        key = (id(self.model.loss), id(self.model.optimizer), agent.double, len(states))
+        key = (id(self.model.loss), id(self.model.optimizer), agent.double, sync, sample.shape)
         if key not in self.graphs:
             if not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
-            shapes = [tf.TensorSpec(np.shape(x), tf.as_dtype(x.dtype))
-                      for x in (states, actions, rewards, next_states, dones)]
+            scalar = tf.TensorSpec((), tf.float32)
             self.graphs[key] = tf.function(self.replay).get_concrete_function(
-                *shapes, tf.TensorSpec((), tf.float32), agent.double)
-        weights = self.graphs[key](states, actions, rewards, next_states, dones,
-                                   np.float32(agent.gamma), agent.double)
-        return [weight.numpy() for weight in weights]
+                tf.TensorSpec(sample.shape, tf.float32), scalar, scalar, agent.double, sync)
+        return call_graph(self.graphs[key],
+                          (sample, np.float32(agent.gamma), np.float32(agent.tau)))
 
-    def replay(self, states, actions, rewards, next_states, dones, gamma, double):
+    def replay(self, sample, gamma, tau, double, sync):
         brain, target_brain = self.model, self.agent.target_brain
+        states, actions, rewards, next_states, dones, steps = ReplayBuffer.columns(
+            sample, self.agent.state_size)
+        actions = tf.cast(actions, tf.int32)
         # Source: `next_qs = self.target_model.predict(next_states)`, then a loop
         # over the sample: reward if done, else reward + gamma * max(next_qs[i]).
         next_q = target_brain(next_states)
@@ -556,7 +634,8 @@ class ReplayStep(TrainStep):
             future = tf.gather(next_q, best, batch_dims=1)
         else:
             future = tf.reduce_max(next_q, axis=1)
-        targets = rewards + gamma * future * tf.cast(~dones, tf.float32)
+        # steps: 1, as in the source, or more with --n-step (rewards holds their sum).
+        targets = rewards + gamma ** steps * future * (1 - dones)
         # Source: `target_qs = self.main_model.predict(states)`, with the action taken set.
         rows = tf.range(tf.shape(actions)[0])
         target_qs = tf.tensor_scatter_nd_update(brain(states), tf.stack([rows, actions], 1),
@@ -567,13 +646,20 @@ class ReplayStep(TrainStep):
         half = 32
         for start in range(0, states.shape[0], half):
             brain.train_step((states[start:start + half], target_qs[start:start + half]))
+        if sync:   # as update_target_network(), in the graph
+            for old, new in zip(target_brain.weights, brain.weights):
+                old.assign(tau * new + (1 - tau) * old)
         return [weight.value for weight in brain.weights]
 
 
 # -- Hyperparameters and the command line -------------------------------------------
 
 def set_hyperparameters(agent, values):
-    """Change an agent's hyperparameters by name, before its brain is built."""
+    """Change an agent's hyperparameters by name, before its brain is built.
+
+    A weight file to resume says the sizes of its own hidden layers, so that a
+    file trained with --hidden 64 64 resumes and plays with no flag.
+    """
     for name, value in values.items():
         if name == "memory_size":
             agent.memory = deque(maxlen=value)
@@ -581,14 +667,59 @@ def set_hyperparameters(agent, values):
             setattr(agent, name, value)
         else:
             raise TypeError(f"{type(agent).__name__} has no hyperparameter {name}")
+    if os.path.isfile(agent.weight_backup) and not agent.fresh:
+        found = hidden_layers_in(agent.weight_backup)
+        if found is not None and "hidden_layers" in values and found != tuple(values["hidden_layers"]):
+            raise UsageError(
+                f"--hidden {' '.join(map(str, values['hidden_layers']))}, but "
+                f"{agent.weight_backup} holds hidden layers of {' '.join(map(str, found))}: "
+                "drop --hidden to resume it, or add --fresh to start a new network")
+        agent.hidden_layers = found or agent.hidden_layers
+
+
+def hidden_layers_in(path):
+    """The sizes of a weight file's hidden layers, from its numbers alone (the
+    shapes of its kernels); None if it holds no such thing (load_weights then
+    says what is wrong with it)."""
+    import h5py   # Keras's own dependency, for .h5 files
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            kernels = [group[layer][name].shape for layer in group.attrs["layer_names"]
+                       for name in group[layer].attrs["weight_names"]
+                       if str(name).split("/")[-1].startswith("kernel")]
+    except (OSError, KeyError, ValueError):
+        return None
+    return tuple(int(shape[1]) for shape in kernels[:-1]) if kernels else None
 
 
 AGENTS = {"tutorial": Agent, "target": TargetAgent}
 # The values that CartPole, not the agent, holds, where the two sources differ.
 RUN_DEFAULTS = {"tutorial": dict(episodes=10000, batch_size=32, train_every="episode"),
                 "target": dict(episodes=500, batch_size=64, train_every=1)}
-AGENT_FLAGS = ["gamma", "learning_rate", "memory_size", "exploration_decay", "exploration_min"]
-TARGET_ONLY = ["sync_every", "sync_by", "double", "loss"]
+# The recipe (README, "Recipe"): the target agent with the changes that made it
+# solve CartPole-v1 on five seeds out of five, each measured in benchmarks/ablation.sh.
+RECIPE = dict(agent="target", hidden_layers=[64, 64], sync_by="replay", sync_every=1,
+              tau=0.1, double=True, exploration_steps=5000, n_step=5, gamma=0.995,
+              train_every=4, batch_size=128)
+
+
+def recipe_flags():
+    """The flags that --recipe stands for, as a user would type them."""
+    words = ["--agent", RECIPE["agent"]]
+    for name, value in RECIPE.items():
+        flag = "--hidden" if name == "hidden_layers" else "--" + name.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif name != "agent":
+            words += [flag, *map(str, value if isinstance(value, list) else [value])]
+    return " ".join(words)
+
+
+AGENT_FLAGS = ["gamma", "learning_rate", "memory_size", "exploration_decay", "exploration_min",
+               "hidden_layers"]
+TARGET_ONLY = ["sync_every", "sync_by", "tau", "double", "loss", "clip_norm",
+               "exploration_steps", "n_step"]
 
 
 def hyperparameters(args):
@@ -637,9 +768,12 @@ def parse_args(argv=None):
     parser.add_argument("--stop-at", type=bounded(float, 0, 500), default=475.0, metavar="AVG",
                         help="stop once the last 100 episodes average at least AVG "
                              "(default: 475, CartPole-v1's solved bar; 0: never)")
-    parser.add_argument("--agent", choices=AGENTS, default="tutorial",
+    parser.add_argument("--agent", choices=AGENTS,
                         help="tutorial: the tutorial's DQN (default); target: the second "
                              "source's DQN with a target network")
+    parser.add_argument("--recipe", action="store_true",
+                        help="the target agent with the recipe's settings, which other "
+                             "flags still change: " + recipe_flags())
     parser.add_argument("--video", metavar="DIR",
                         help="with --play: record each game as an MP4 in DIR")
     parser.add_argument("--log", metavar="CSV", help="write one CSV row per episode")
@@ -657,15 +791,35 @@ def parse_args(argv=None):
     knobs.add_argument("--train-every", type=replay_interval, metavar="{step,episode,N}",
                        help="replay after every step, every N steps, or after every "
                             "episode (default: episode for tutorial, step for target)")
+    knobs.add_argument("--hidden", dest="hidden_layers", type=bounded(int, 1), nargs="+",
+                       metavar="N", help="hidden layer sizes (default: 24 24; a weight "
+                                         "file to resume keeps its own)")
     target_only = parser.add_argument_group("target agent only")
     target_only.add_argument("--sync-every", type=bounded(int, 1), metavar="N",
                              help="sync the target network every N episodes (default 10)")
     target_only.add_argument("--sync-by", choices=["episode", "replay"],
                              help="count --sync-every in episodes (default) or in replays")
+    target_only.add_argument("--tau", type=bounded(float, 1e-6, 1),
+                             help="share of the brain a sync copies (default 1: all; "
+                                  "below 1: a soft update)")
     target_only.add_argument("--double", action="store_true", default=None,
                              help="Double DQN targets")
     target_only.add_argument("--loss", choices=["mse", "huber"], help="default: mse")
+    target_only.add_argument("--clip-norm", type=bounded(float, 1e-6), metavar="C",
+                             help="clip the gradients' global norm to C (default: no clipping)")
+    target_only.add_argument("--n-step", type=bounded(int, 1), metavar="N",
+                             help="learn from N-step returns (default 1: one step)")
+    target_only.add_argument("--exploration-steps", type=bounded(int, 1), metavar="N",
+                             help="decay exploration linearly to its floor over N steps, "
+                                  "instead of once per episode")
     args = parser.parse_args(argv)
+    if args.recipe:
+        if args.agent == "tutorial":
+            parser.error("--recipe is for the target agent: drop --agent tutorial")
+        for name, value in RECIPE.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+    args.agent = args.agent or "tutorial"
     for name in TARGET_ONLY:
         if getattr(args, name) is not None and args.agent != "target":
             parser.error(f"--{name.replace('_', '-')} needs --agent target")
@@ -733,11 +887,19 @@ def learning_curve(history):
     """Score, last-100 average and the solved bar; exploration on a second axis.
 
     A matplotlib Figure made without pyplot, so that no backend is chosen or
-    switched: savefig() writes a file anywhere, and a notebook shows it inline.
+    switched: savefig() writes a file anywhere, and in a notebook it shows
+    inline as the value of a cell, whatever the kernel's backend.
     """
     from matplotlib.figure import Figure
+
+    class Curve(Figure):
+        def _repr_png_(self):   # what Jupyter asks a cell's value for
+            picture = io.BytesIO()
+            self.savefig(picture, format="png", dpi=100)
+            return picture.getvalue()
+
     episodes = [row["episode"] for row in history]
-    figure = Figure(figsize=(8, 4.5))
+    figure = Curve(figsize=(8, 4.5))
     scores_axis = figure.add_subplot()
     scores_axis.plot(episodes, [row["score"] for row in history], color="tab:blue",
                      alpha=0.35, linewidth=0.8, label="score")
@@ -816,7 +978,7 @@ def play_saved(args):
         env = record_video(env, args.video)
     try:
         agent = AGENTS[args.agent](env.observation_space.shape[0], int(env.action_space.n),
-                                   args.weights)
+                                   args.weights, **hyperparameters(args))
         play(env, agent, args.play, args.seed)
     finally:
         env.close()   # RecordVideo writes the last video here

@@ -1,10 +1,15 @@
-"""How much faster are Agent.replay and Agent.act than the tutorial's Keras calls?
+"""How fast are the agents' calls, against the tutorial's Keras calls?
 
 Run by hand, not by CI:  python benchmarks/speed.py
 Times, in one process and on the same network, the tutorial's replay loop
 (model.predict, model.predict, model.fit per sample) against Agent.replay(32),
-and model.predict(state) against Agent.act(state), and prints medians and ratios.
+and model.predict(state) against Agent.act(state), and prints medians and
+ratios. Then the recipe's (--recipe) cost per replay (sample, targets, gradient
+steps and the soft update), and the environment steps per second of a whole
+training run of it, learning included.
 """
+import contextlib
+import io
 import os
 import random
 import statistics
@@ -15,7 +20,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # First, so that TensorFlow loads with the script's settings, as in a run.
-from cartpole_dqn import Agent  # noqa: E402
+from cartpole_dqn import Agent, CartPole, parse_args  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -65,6 +70,24 @@ def main():
     print(f"{'call':<12}{'tutorial ms':>14}{'ours ms':>12}{'faster':>10}")
     for name, tutorial, ours in rows:
         print(f"{name:<12}{tutorial:>14.2f}{ours:>12.3f}{tutorial / ours:>9.0f}x")
+    recipe()
+
+
+def recipe():
+    """The recipe's replay, and a whole run of it: 150 episodes from scratch."""
+    folder = tempfile.mkdtemp()
+    keras.utils.set_random_seed(0)
+    run = CartPole(parse_args(["--recipe", "--seed", "0", "--episodes", "150", "--stop-at", "0",
+                               "--weights", os.path.join(folder, "recipe.h5")]))
+    with contextlib.redirect_stdout(io.StringIO()):   # its 150 episode lines
+        run.run()
+    history = run.progress.history
+    steps, seconds = history[-1]["steps"], history[-1]["seconds"]
+    agent = run.agent
+    replay = median_ms(lambda: agent.replay(run.sample_batch_size), 500)
+    print(f"recipe: replay({run.sample_batch_size}) {replay:.3f} ms "
+          f"({run.sample_batch_size // 32} gradient steps); a training run of 150 episodes: "
+          f"{steps} steps in {seconds:.1f} s, {steps / seconds:.0f} steps/s")
 
 
 if __name__ == "__main__":

@@ -155,3 +155,74 @@ def test_solve_benchmark_runs_end_to_end(tmp_path):
             f"Weights saved to {tmp_path / 'out' / f'seed{seed}.h5'}\n")
     assert (tmp_path / "out" / "curve.png").read_bytes()[:8] == PNG
     assert summary.read_text().startswith("| tiny | 0/2 |")
+
+
+def test_the_recipes_levers_are_flags_whose_defaults_are_the_sources(tmp_path):
+    agent = build(tmp_path, "--agent", "target").agent
+    assert (agent.hidden_layers, agent.tau, agent.clip_norm, agent.exploration_steps) == (
+        (24, 24), 1.0, None, None)
+    agent = build(tmp_path, "--agent", "target", "--hidden", 32, 16, "--tau", 0.1,
+                  "--clip-norm", 10, "--exploration-steps", 100).agent
+    assert [w.shape for w in agent.brain.get_weights()[::2]] == [(4, 32), (32, 16), (16, 2)]
+    assert (agent.tau, agent.exploration_steps) == (0.1, 100)
+    assert agent.brain.optimizer.global_clipnorm == 10
+
+
+def remember_random(agent, count, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        state, next_state = rng.normal(size=(2, 1, 4)).astype(np.float32)
+        agent.remember(state, int(rng.integers(2)), 1.0, next_state, bool(rng.random() < 0.1))
+
+
+def test_a_soft_update_moves_the_target_network_tau_of_the_way(tmp_path):
+    agent = build(tmp_path, "--agent", "target", "--sync-by", "replay", "--sync-every", 2,
+                  "--tau", 0.25).agent
+    remember_random(agent, 64)
+    target = agent.target_brain.get_weights()
+    agent.replay(64)   # no sync yet
+    assert all(np.array_equal(a, b) for a, b in zip(target, agent.target_brain.get_weights()))
+    agent.replay(64)
+    for old, new, synced in zip(target, agent.brain.get_weights(),
+                                agent.target_brain.get_weights()):
+        np.testing.assert_allclose(synced, 0.25 * new + 0.75 * old, rtol=1e-6, atol=1e-7)
+
+
+def test_exploration_in_steps_is_a_straight_line_to_its_floor(tmp_path):
+    agent = build(tmp_path, "--agent", "target", "--exploration-steps", 100).agent
+    remember_random(agent, 50)
+    assert agent.exploration_rate == pytest.approx(1 - 0.99 * 0.5)
+    agent.end_episode(1)   # no decay per episode on top
+    assert agent.exploration_rate == pytest.approx(1 - 0.99 * 0.5)
+    remember_random(agent, 80)
+    assert agent.exploration_rate == pytest.approx(0.01)
+
+
+def test_weight_files_remember_their_network(cli, tmp_path):
+    trained = cli("--agent", "target", "--hidden", 32, 16, "--episodes", 3, "--seed", 0)
+    assert trained.returncode == 0, trained.stderr
+    resumed = cli("--agent", "target", "--episodes", 2, "--seed", 0)
+    assert resumed.returncode == 0, resumed.stderr
+    played = cli("--play", 2, "--seed", 0, "--video", "videos")
+    assert played.returncode == 0, played.stderr
+    assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2
+    refused = cli("--hidden", 24, 24, "--episodes", 1)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "holds hidden layers of 32 16" in refused.stderr
+    assert cli("--hidden", 24, 24, "--episodes", 1, "--fresh").returncode == 0
+
+
+def test_recipe_is_the_flags_the_readme_shows(tmp_path):
+    from cartpole_dqn import recipe_flags
+    short, spelled = parse_args(["--recipe"]), parse_args(recipe_flags().split())
+    assert {**vars(spelled), "recipe": True} == vars(short)
+    assert recipe_flags() in " ".join((ROOT / "README.md").read_text().split())
+    assert parse_args(["--recipe", "--tau", "0.5"]).tau == 0.5, "other flags still change it"
+    cartpole = build(tmp_path, "--recipe")
+    assert (cartpole.agent.n_step, cartpole.agent.gamma, cartpole.sample_batch_size) == (
+        5, 0.995, 128)
+
+
+def test_recipe_is_for_the_target_agent(cli):
+    result = cli("--recipe", "--agent", "tutorial")
+    assert result.returncode == 2 and "--recipe is for the target agent" in result.stderr

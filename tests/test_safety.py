@@ -20,8 +20,8 @@ def one_line_error(result):
     return lines[0]
 
 
-def trained_file(path, units=24):
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, activation="relu"),
+def trained_file(path, inputs=4):
+    model = keras.Sequential([keras.Input((inputs,)), keras.layers.Dense(24, activation="relu"),
                               keras.layers.Dense(24, activation="relu"), keras.layers.Dense(2)])
     model.save(path)
     return path.read_bytes()
@@ -37,7 +37,9 @@ def truncated(path):
 
 
 def wrong_shape(path):
-    trained_file(path, units=32)
+    # Other hidden layers resume (the file says their sizes); other inputs
+    # cannot be CartPole's.
+    trained_file(path, inputs=5)
 
 
 @pytest.mark.parametrize("spoil", [corrupt, truncated, wrong_shape])

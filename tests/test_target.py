@@ -70,7 +70,10 @@ def replay_both(agent, main, target, seed):
     random.seed(seed)
     agent.replay(64)
     random.seed(seed)
-    source_train(main, target, agent.memory.sample(64), agent.gamma, agent.double)
+    states, actions, rewards, next_states, dones, _ = ReplayBuffer.columns(
+        agent.memory.sample(64), 4)
+    source_train(main, target, (states, actions.astype(int), rewards, next_states, dones),
+                 agent.gamma, agent.double)
 
 
 def assert_same(agent, main):
@@ -122,8 +125,9 @@ def test_the_replay_buffer_keeps_the_last_steps_and_samples_without_replacement(
         buffer.add((state, i % 2, float(i), state + 100, i == 7))
     assert buffer.size() == len(buffer) == 5
     random.seed(0)
-    states, actions, rewards, next_states, dones = buffer.sample(5)
+    states, actions, rewards, next_states, dones, steps = ReplayBuffer.columns(buffer.sample(5), 4)
     assert sorted(rewards) == [3, 4, 5, 6, 7], "the last five, each once"
+    assert (steps == 1).all()
     for s, a, r, n, d in zip(states, actions, rewards, next_states, dones):
         assert (s == r).all() and (n == r + 100).all() and a == r % 2 and d == (r == 7)
 
@@ -131,3 +135,31 @@ def test_the_replay_buffer_keeps_the_last_steps_and_samples_without_replacement(
 def test_replay_leaves_exploration_to_the_end_of_the_episode(agent):
     agent.replay(64)
     assert agent.exploration_rate == 1.0
+
+
+def test_n_step_returns_sum_the_rewards_that_follow_and_stop_at_a_fall(tmp_path):
+    agent = TargetAgent(4, 2, str(tmp_path / "w.h5"), n_step=3, gamma=0.5)
+    states = [np.full((1, 4), i, np.float32) for i in range(8)]
+
+    def step(i, done=False):
+        agent.remember(states[i], i % 2, float(i), states[i + 1], done)
+
+    def stored():
+        rows = ReplayBuffer.columns(agent.memory.table[:agent.memory.size()], 4)
+        s, a, r, n, d, k = rows
+        return [(int(s[j][0]), r[j], int(n[j][0]), bool(d[j]), int(k[j])) for j in range(len(r))]
+
+    for i in (1, 2):
+        step(i)
+    assert stored() == [], "three steps make the first return"
+    step(3)
+    assert stored() == [(1, 1 + 0.5 * 2 + 0.25 * 3, 4, False, 3)]
+    step(4)
+    step(5, done=True)   # the pole fell: the rest are stored, with no future
+    assert stored()[1:] == [(2, 2 + 0.5 * 3 + 0.25 * 4, 5, False, 3),
+                            (3, 3 + 0.5 * 4 + 0.25 * 5, 6, True, 3),
+                            (4, 4 + 0.5 * 5, 6, True, 2), (5, 5.0, 6, True, 1)]
+    step(1)
+    step(2)
+    agent.end_episode(1)   # the time limit: stored with the future still to come
+    assert stored()[5:] == [(1, 1 + 0.5 * 2, 3, False, 2), (2, 2.0, 3, False, 1)]
