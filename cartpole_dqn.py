@@ -148,21 +148,22 @@ class Agent():
             self.exploration_rate *= self.exploration_decay
 
     # -- Agent, beyond the tutorial: the two stand-ins for Keras's calls --------
-    # brain.predict and brain.fit set up a whole Keras loop on every call, ~45 ms
-    # each, for one state; replay(32) made 96 of them. predict() and fit() do the
-    # same maths on the same network without that set-up (the tests check both
-    # against Keras's own calls). How they work is below the line.
+    # brain.predict and brain.fit set up a whole Keras loop on every call, tens of
+    # milliseconds each for one state, and replay(32) made 96 of them (README,
+    # "Speed"). predict() and fit() do the same maths on the same network without
+    # that set-up; the tests check both against Keras's own calls. How they work
+    # is below the line.
 
     def predict(self, state):
         """self.brain.predict(state): the brain's own layers, run in NumPy on its
-        current weights (~0.03 ms)."""
+        current weights (hundredths of a millisecond)."""
         if self._brain_weights is None:
             self._brain_weights = self._brain.get_weights()
         return self._forward(self._brain_weights, state)
 
     def fit(self, state, target_f):
         """self.brain.fit(state, target_f, epochs=1, verbose=0): one gradient step,
-        Keras's own train_step, compiled once (~1 ms)."""
+        Keras's own train_step, compiled once (under a millisecond)."""
         self._brain_weights = self._train_step(state, target_f)
 
     @property
@@ -549,8 +550,8 @@ class TrainStep:
     The step itself is Keras's: model.train_step, which fit calls for every
     batch (the loss the model was compiled with, its regularizers, its
     optimizer). It is traced once into a TensorFlow graph and then called
-    directly (~0.5 ms here, against ~50 for fit). Python code in it runs only
-    while tracing; it is traced again if the model is compiled again.
+    directly: under a millisecond, against tens for fit. Python code in it
+    runs only while tracing; it is traced again if the model is compiled again.
     """
 
     def __init__(self, model):

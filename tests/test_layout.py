@@ -91,3 +91,11 @@ def test_every_change_marked_in_the_code_has_its_row_in_the_readme():
         assert snippets, mark
         missing = [s for s in snippets if f"`{s}`" not in table]
         assert missing == [], f"no row in README's '{title}' for these"
+
+
+def test_the_readme_counts_the_first_parts_lines_right():
+    # README.md says how many lines the tutorial's part takes; the file ends
+    # that part with a blank line or two before the marked line.
+    lines = len(FIRST_PART.rstrip("\n#= ").splitlines())
+    claimed = set(re.findall(r"first (\d+) lines", README))
+    assert claimed == {str(lines)}
