@@ -988,9 +988,11 @@ def play_saved(args):
 
 def record_video(env, folder):
     """Record every episode as an MP4 in folder, drawn off-screen (no display needed)."""
-    # Frames are drawn into memory, so pygame needs no display; without this
-    # it probes for one, and SDL prints complaints about each it cannot find.
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # Frames are drawn into memory, so pygame needs no display. Where there is
+    # none, SDL would probe for one and complain about each it cannot find.
+    if sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
                                     name_prefix="cartpole")
 
