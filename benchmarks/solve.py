@@ -182,7 +182,9 @@ def versions():
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--name", required=True, help="the configuration's name in the tables")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (default 0): --first-seed 5 runs 5..9")
     parser.add_argument("--episodes", type=int, default=500, help="episode budget per seed")
     parser.add_argument("--seconds", type=float, default=180, help="training seconds per seed")
     parser.add_argument("--jobs", type=int, default=1,
@@ -199,7 +201,7 @@ def parse_args():
 def main():
     args = parse_args()
     os.makedirs(args.out, exist_ok=True)
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     free_cpus = queue.Queue()
     for cpu in (sorted(os.sched_getaffinity(0))[:args.jobs] if args.jobs > 1 else [None]):
         free_cpus.put(cpu)
