@@ -28,6 +28,8 @@ def test_the_notebook_runs_top_to_bottom_and_shows_a_curve_and_a_video(tmp_path,
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    # Everything is installed here (TensorFlow as tensorflow-cpu): nothing is.
+    assert "설치한 것: 없음" in text
     assert "Episode 2# Score:" in text and "Weights saved to tutorial.h5" in text
     assert "Weights saved to recipe.h5" in text and "Mean score over 3 games" in text
     pngs = [o.data["image/png"] for o in outputs if "image/png" in o.get("data", {})]
