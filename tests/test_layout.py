@@ -99,3 +99,15 @@ def test_the_readme_counts_the_first_parts_lines_right():
     lines = len(FIRST_PART.rstrip("\n#= ").splitlines())
     claimed = set(re.findall(r"first (\d+) lines", README))
     assert claimed == {str(lines)}
+
+
+def test_every_flag_of_the_script_is_in_the_readmes_command_line_section():
+    from cartpole_dqn import parse_args
+    import contextlib
+    import io
+    import pytest
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as usage:
+        parse_args(["--help"])
+    flags = set(re.findall(r"(--[a-z][a-z-]*)", usage.getvalue())) - {"--help"}
+    section = README[README.index("## Command line"):README.index("## Results")]
+    assert flags and {flag for flag in flags if f"`{flag}" not in section} == set()
