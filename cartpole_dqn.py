@@ -6,11 +6,12 @@ Q-Learning with Keras and Gym" (in its Korean translation, "Keras 와 Gym 과
 
 The file has two parts. The first is the tutorial: its Agent and CartPole, with
 its names, order, hyperparameters and algorithm. Where today's libraries, or
-Keras's ~50 ms per call, forced a change, a comment starting "Tutorial:" says
-what the tutorial wrote and why this differs, and README.md lists it. The
-second part, below the line "Beyond the tutorial", holds everything else: the
-second source's target-network agent, the fast stand-ins for Keras's calls,
-reporting, play and video, the command line and the safety checks.
+Keras's tens of milliseconds per call, forced a change, a comment starting
+"Tutorial:" says what the tutorial wrote and why this differs, and README.md
+lists it. The second part, below the line "Beyond the tutorial", holds
+everything else: the second source's target-network agent, the fast stand-ins
+for Keras's calls, reporting, play and video, the command line and the safety
+checks.
 
     python cartpole_dqn.py               # train, resuming from cartpole_weight.h5
     python cartpole_dqn.py --render      # watch the cart while it trains
@@ -331,7 +332,7 @@ class ReplayBuffer:
 
     def sample(self, batch_size):
         # Source: `np.random.choice(len(self.buffer), batch_size, replace=False)`,
-        # which shuffles the whole buffer (0.6 ms at 50000). random.sample draws
+        # which makes a permutation of the whole buffer. random.sample draws
         # from the same distribution in time that does not grow with the buffer.
         rows = random.sample(range(self.size()), batch_size)
         return self.table[rows]
@@ -561,10 +562,15 @@ class TrainStep:
         model = self.model
         if self.compiled_for != (id(model.loss), id(model.optimizer)):
             self.compiled_for = (id(model.loss), id(model.optimizer))
-            if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            self.graph = tf.function(self.step).get_concrete_function(*self.signature(inputs))
+            self.graph = self.trace(self.step, *self.signature(inputs))
         return call_graph(self.graph, inputs)
+
+    def trace(self, function, *signature):
+        """function as a graph for these inputs, with the optimizer's variables
+        made first: a graph cannot create them on its first call."""
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        return tf.function(function).get_concrete_function(*signature)
 
     def step(self, states, target_f):
         self.model.train_step((states, target_f))
@@ -611,11 +617,9 @@ class ReplayStep(TrainStep):
         agent = self.agent
         key = (id(self.model.loss), id(self.model.optimizer), agent.double, sync, sample.shape)
         if key not in self.graphs:
-            if not self.model.optimizer.built:
-                self.model.optimizer.build(self.model.trainable_variables)
             scalar = tf.TensorSpec((), tf.float32)
-            self.graphs[key] = tf.function(self.replay).get_concrete_function(
-                tf.TensorSpec(sample.shape, tf.float32), scalar, scalar, agent.double, sync)
+            self.graphs[key] = self.trace(self.replay, tf.TensorSpec(sample.shape, tf.float32),
+                                          scalar, scalar, agent.double, sync)
         return call_graph(self.graphs[key],
                           (sample, np.float32(agent.gamma), np.float32(agent.tau)))
 
@@ -876,10 +880,9 @@ class Progress:
     def solved(self):
         # CartPole-v1 counts as solved when 100 episodes in a row average at least
         # 475 (env.spec.reward_threshold); --stop-at moves the bar, 0 never stops.
-        if self.stop_at > 0 and len(self.scores) >= 100 and \
-                np.mean(self.scores[-100:]) >= self.stop_at:
-            print(f"Solved: the last 100 episodes average {np.mean(self.scores[-100:]):.1f} "
-                  f">= {self.stop_at:g}")
+        average = self.history[-1]["avg100"] if self.history else 0
+        if self.stop_at > 0 and len(self.scores) >= 100 and average >= self.stop_at:
+            print(f"Solved: the last 100 episodes average {average:.1f} >= {self.stop_at:g}")
             return True
         return False
 
@@ -935,8 +938,7 @@ def open_window():
     """Check for a display before --render draws: without one, SDL quietly falls
     back to an invisible 'offscreen' window, on which CartPole's renderer crashes."""
     wanted = os.environ.get("SDL_VIDEODRIVER")
-    if sys.platform.startswith("linux") and not (
-            wanted or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not wanted and no_display():
         raise UsageError("--render needs a display, and DISPLAY is not set "
                          "(SDL_VIDEODRIVER=dummy renders to no screen)")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -947,6 +949,12 @@ def open_window():
     pygame.display.init()
     if pygame.display.get_driver() == "offscreen" and wanted != "offscreen":
         raise UsageError(f"--render found no display at DISPLAY={os.environ.get('DISPLAY')}")
+
+
+def no_display():
+    """True on a Linux machine with neither an X nor a Wayland display to draw on."""
+    return sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def play(env, agent, episodes, seed=None):
@@ -990,8 +998,7 @@ def record_video(env, folder):
     """Record every episode as an MP4 in folder, drawn off-screen (no display needed)."""
     # Frames are drawn into memory, so pygame needs no display. Where there is
     # none, SDL would probe for one and complain about each it cannot find.
-    if sys.platform.startswith("linux") and not (
-            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if no_display():
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
                                     name_prefix="cartpole")
