@@ -1,6 +1,5 @@
 """The notebook runs in a real Jupyter kernel, and the script behaves in one (issue 10)."""
 import base64
-import json
 import re
 import shutil
 import time
@@ -51,40 +50,46 @@ def kernel(tmp_path, monkeypatch):
     manager.shutdown_kernel(now=True)
 
 
-def run(client, code, timeout=300):
-    """Execute code in the kernel; return (its reply, what it printed)."""
-    printed = []
-    reply = client.execute_interactive(
-        code, timeout=timeout,
-        output_hook=lambda m: printed.append(m["content"].get("text", "")))
-    return reply["content"], "".join(printed)
+def run(client, code, value="None", timeout=300):
+    """Execute code in the kernel, then evaluate value there; return its repr.
+
+    The value comes back in the kernel's reply itself (user_expressions), not
+    as printed output, which travels on another channel than the reply.
+    """
+    reply = client.execute_interactive(code, user_expressions={"value": value},
+                                       timeout=timeout)["content"]
+    assert reply["status"] == "ok", reply
+    result = reply["user_expressions"]["value"]
+    assert result["status"] == "ok", result
+    return result["data"]["text/plain"]
 
 
-STATE = ("import json, os, signal, sys, matplotlib; print(json.dumps([matplotlib.get_backend(), "
-         "repr(signal.getsignal(signal.SIGINT)), repr(signal.getsignal(signal.SIGTERM)), "
-         "sorted(os.environ.items())]))")
+# What a kernel holds globally, and a script must leave as it found it.
+STATE = ("[matplotlib.get_backend(), repr(signal.getsignal(signal.SIGINT)), "
+         "repr(signal.getsignal(signal.SIGTERM)), sorted(os.environ.items())]")
 
 
 def test_importing_and_running_the_script_in_a_kernel_changes_nothing_global(kernel, tmp_path):
     _, client = kernel
-    reply, before = run(client, f"import sys; sys.path.insert(0, {str(ROOT)!r})\n{STATE}")
-    assert reply["status"] == "ok"
-    reply, _ = run(client, "import cartpole_dqn as dqn")
-    assert reply["status"] == "ok", reply
-    _, after_import = run(client, STATE)
-    assert json.loads(after_import) == json.loads(before)
-    reply, _ = run(client, "cp = dqn.CartPole(dqn.parse_args(['--episodes', '2', '--plot', "
-                           "'curve.png', '--fresh'])); cp.run(); dqn.learning_curve(cp.progress.history)")
-    assert reply["status"] == "ok", reply
-    _, after_run = run(client, STATE)
-    assert json.loads(after_run) == json.loads(before)
+    before = run(client, f"import os, signal, sys, matplotlib; sys.path.insert(0, {str(ROOT)!r})",
+                 STATE)
+    after_import = run(client, "import cartpole_dqn as dqn", STATE)
+    assert after_import == before
+    after_run = run(client, "cp = dqn.CartPole(dqn.parse_args(['--episodes', '2', '--plot', "
+                            "'curve.png', '--fresh'])); cp.run(); "
+                            "dqn.learning_curve(cp.progress.history)", STATE)
+    assert after_run == before
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_kernels_stop_button_keeps_the_training(kernel, tmp_path):
     manager, client = kernel
-    run(client, f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cartpole_dqn as dqn")
-    cell = client.execute("cp = dqn.CartPole(dqn.parse_args(['--fresh', '--seed', '1']))\ncp.run()")
+    run(client, f"import signal, sys; sys.path.insert(0, {str(ROOT)!r}); import cartpole_dqn as dqn")
+    # stop_on_error=False: otherwise the kernel aborts the requests that reach
+    # it just after this cell's error, and it sends the error before it starts
+    # aborting, so the next cell here is cancelled or not depending on timing.
+    cell = client.execute("cp = dqn.CartPole(dqn.parse_args(['--fresh', '--seed', '1']))\ncp.run()",
+                          stop_on_error=False)
     printed = ""
     deadline = time.time() + 120
     while "Episode 30#" not in printed and time.time() < deadline:
@@ -93,13 +98,12 @@ def test_the_kernels_stop_button_keeps_the_training(kernel, tmp_path):
             printed += message["content"].get("text", "")
     manager.interrupt_kernel()   # what the stop button sends: SIGINT
     reply = client.get_shell_msg(timeout=120)["content"]
-    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
-    # The training was saved, the kernel lives on, and its handler is back.
-    reply, out = run(client, "import signal; print(cp.progress.history[-1]['episode'], "
-                             "signal.getsignal(signal.SIGINT) is dqn.Stop.note)")
-    episodes, ours = out.split()
-    assert int(episodes) >= 30 and ours == "False"
-    reply, out = run(client, "loaded = dqn.Agent(4, 2, 'cartpole_weight.h5'); "
-                             "import numpy as np; print(all(np.array_equal(a, b) for a, b in "
-                             "zip(loaded.brain.get_weights(), cp.agent.brain.get_weights())))")
-    assert out.strip() == "True", reply
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    # The training was saved, the kernel lives on, and the signals are given
+    # back. (The kernel sets its own SIGINT handler around each cell; SIGTERM
+    # shows whether ours was left behind.)
+    assert int(run(client, "", "cp.progress.history[-1]['episode']")) >= 30
+    assert run(client, "", "signal.getsignal(signal.SIGTERM) is dqn.Stop.note") == "False"
+    assert run(client, "loaded = dqn.Agent(4, 2, 'cartpole_weight.h5'); import numpy as np",
+               "all(np.array_equal(a, b) for a, b in "
+               "zip(loaded.brain.get_weights(), cp.agent.brain.get_weights()))") == "True"
