@@ -10,6 +10,7 @@ import pytest
 
 from cartpole_dqn import CartPole, parse_args
 from conftest import ROOT, SCRIPT, cli_env, episode_scores
+from test_agent import remember_some
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -119,10 +120,7 @@ def test_train_every_n_steps_replays_on_every_nth_step(tmp_path):
 
 def test_sync_by_replay_syncs_every_n_replays(tmp_path):
     agent = build(tmp_path, "--agent", "target", "--sync-by", "replay", "--sync-every", 3).agent
-    rng = np.random.default_rng(0)
-    for _ in range(64):
-        state, next_state = rng.normal(size=(2, 1, 4)).astype(np.float32)
-        agent.remember(state, int(rng.integers(2)), 1.0, next_state, False)
+    remember_some(agent, 64)
     synced = [w.copy() for w in agent.target_brain.get_weights()]
     agent.replay(64)
     agent.replay(64)
@@ -168,17 +166,10 @@ def test_the_recipes_levers_are_flags_whose_defaults_are_the_sources(tmp_path):
     assert agent.brain.optimizer.global_clipnorm == 10
 
 
-def remember_random(agent, count, seed=0):
-    rng = np.random.default_rng(seed)
-    for _ in range(count):
-        state, next_state = rng.normal(size=(2, 1, 4)).astype(np.float32)
-        agent.remember(state, int(rng.integers(2)), 1.0, next_state, bool(rng.random() < 0.1))
-
-
 def test_a_soft_update_moves_the_target_network_tau_of_the_way(tmp_path):
     agent = build(tmp_path, "--agent", "target", "--sync-by", "replay", "--sync-every", 2,
                   "--tau", 0.25).agent
-    remember_random(agent, 64)
+    remember_some(agent, 64)
     target = agent.target_brain.get_weights()
     agent.replay(64)   # no sync yet
     assert all(np.array_equal(a, b) for a, b in zip(target, agent.target_brain.get_weights()))
@@ -190,11 +181,11 @@ def test_a_soft_update_moves_the_target_network_tau_of_the_way(tmp_path):
 
 def test_exploration_in_steps_is_a_straight_line_to_its_floor(tmp_path):
     agent = build(tmp_path, "--agent", "target", "--exploration-steps", 100).agent
-    remember_random(agent, 50)
+    remember_some(agent, 50)
     assert agent.exploration_rate == pytest.approx(1 - 0.99 * 0.5)
     agent.end_episode(1)   # no decay per episode on top
     assert agent.exploration_rate == pytest.approx(1 - 0.99 * 0.5)
-    remember_random(agent, 80)
+    remember_some(agent, 80)
     assert agent.exploration_rate == pytest.approx(0.01)
 
 

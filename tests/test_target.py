@@ -6,17 +6,14 @@ import numpy as np
 import pytest
 
 from cartpole_dqn import ReplayBuffer, TargetAgent
-from test_agent import copy_of, transition
+from test_agent import copy_of, remember_some
 
 
 @pytest.fixture
 def agent(tmp_path):
     keras.utils.set_random_seed(5)
     agent = TargetAgent(4, 2, str(tmp_path / "w.h5"))
-    rng = np.random.default_rng(0)
-    for i in range(64):
-        # Terminated, truncated (stored as not done) and ordinary transitions.
-        agent.remember(*transition(rng, done=(i % 3 == 0)))
+    remember_some(agent, 64)
     return agent
 
 
