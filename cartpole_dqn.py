@@ -850,7 +850,7 @@ class Progress:
         if self.log:   # a row at a time, flushed, so that an interrupted run keeps it
             self.writer = csv.DictWriter(self.log, self.COLUMNS)
             self.writer.writeheader()
-        self.history, self.scores, self.steps = [], [], 0
+        self.history = []   # a row per episode, as the CSV has them
         self.start = time.perf_counter()
 
     def __enter__(self):
@@ -862,12 +862,16 @@ class Progress:
         if self.plot_path and self.history:
             learning_curve(self.history).savefig(self.plot_path, dpi=100)
 
+    @property
+    def steps(self):
+        """Environment steps so far, in all episodes."""
+        return self.history[-1]["steps"] if self.history else 0
+
     def episode(self, index_episode, score, agent):
-        self.scores.append(score)
-        self.steps += score
-        row = dict(episode=index_episode, score=score, avg100=np.mean(self.scores[-100:]),
+        last_100 = [row["score"] for row in self.history[-99:]] + [score]
+        row = dict(episode=index_episode, score=score, avg100=np.mean(last_100),
                    exploration=agent.exploration_rate,
-                   seconds=time.perf_counter() - self.start, steps=self.steps)
+                   seconds=time.perf_counter() - self.start, steps=self.steps + score)
         # Logged before it is printed, so that an episode the user saw is in the CSV.
         self.history.append(row)
         if self.log:
@@ -881,7 +885,7 @@ class Progress:
         # CartPole-v1 counts as solved when 100 episodes in a row average at least
         # 475 (env.spec.reward_threshold); --stop-at moves the bar, 0 never stops.
         average = self.history[-1]["avg100"] if self.history else 0
-        if self.stop_at > 0 and len(self.scores) >= 100 and average >= self.stop_at:
+        if self.stop_at > 0 and len(self.history) >= 100 and average >= self.stop_at:
             print(f"Solved: the last 100 episodes average {average:.1f} >= {self.stop_at:g}")
             return True
         return False

@@ -3,12 +3,13 @@ import csv
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 
-from cartpole_dqn import CartPole, parse_args
+from cartpole_dqn import CartPole, Progress, parse_args
 from conftest import ROOT, SCRIPT, cli_env, episode_scores
 from test_agent import remember_some
 
@@ -129,6 +130,24 @@ def test_sync_by_replay_syncs_every_n_replays(tmp_path):
     agent.replay(64)
     assert all(np.array_equal(a, b) for a, b in
                zip(agent.brain.get_weights(), agent.target_brain.get_weights()))
+
+
+def test_the_average_is_over_the_last_100_episodes_and_solved_needs_100(capsys):
+    progress = Progress(parse_args(["--stop-at", "150"]))
+    agent = SimpleNamespace(exploration_rate=0.5)
+    # 99 episodes of 200 are above the bar, but not yet 100 episodes; then the
+    # scores drop, and the average over exactly the last 100 follows them.
+    scores = [200] * 99 + list(range(1, 52))
+    solved = []
+    for index, score in enumerate(scores):
+        progress.episode(index, score, agent)
+        if progress.solved():
+            solved.append(index)
+    assert [row["avg100"] for row in progress.history] == [
+        np.mean(scores[max(0, i - 99):i + 1]) for i in range(len(scores))]
+    assert progress.steps == sum(scores)
+    assert solved[0] == 99 and "Solved: the last 100 episodes average 198.0 >= 150" in (
+        capsys.readouterr().out)
 
 
 def test_solve_benchmark_runs_end_to_end(tmp_path):
