@@ -51,13 +51,38 @@ def test_the_tutorial_comes_first_and_the_rest_after_one_line():
     cartpole = next(node for node in tree.body if getattr(node, "name", "") == "CartPole")
     assert [node.name for node in cartpole.body if isinstance(node, ast.FunctionDef)] == [
         "__init__", "run"]
-    # The tutorial's commented render line, where it was: first in the step loop.
+    # The tutorial's render line, commented out where it was, first in the step loop, at the
+    # loop body's own indentation (see test_render for what uncommenting it does).
     run = ast.get_source_segment(FIRST_PART, cartpole.body[-1])
-    assert re.search(r"while not done:\n#\s+self\.env\.render\(\)\n", run)
+    assert re.search(r"while not done:\n( +)# Tutorial: [^\n]*\n\1#self\.env\.render\(\)\n\1\S", run)
     # Nothing of the second part is defined in the first.
     second = ast.parse(SECOND_PART.split("\n", 3)[-1])
-    assert {"TargetAgent", "Stop", "NumpyForward", "TrainStep", "parse_args"} <= {
+    assert {"TargetAgent", "Stop", "FastBrain", "Progress", "parse_args"} <= {
         node.name for node in second.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+
+
+def test_the_tutorial_is_at_the_front_and_short():
+    lines = SOURCE.splitlines()
+    # Before class Agent: the docstring, the imports and TensorFlow's two settings.
+    before = lines[:lines.index("class Agent():")]
+    assert len(before) < 30
+    code = [line for line in before if line.strip() and not line.startswith(("#", " ", '"'))
+            and line != '"""']
+    assert all(line.startswith(("import ", "from ", "os.environ.setdefault(", "The tutorial",
+                                "CartPole first", "함께하는"))
+               for line in code), code
+    assert len(FIRST_PART.rstrip("\n#= ").splitlines()) <= 200
+    tree = ast.parse(SOURCE)
+    others = [node.lineno for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))
+              and node.name not in ("Agent", "CartPole", "main")]
+    assert min(others) <= 210
+
+
+def test_brain_is_a_plain_attribute():
+    import cartpole_dqn
+    assert "brain" not in vars(cartpole_dqn.Agent), "a property behind self.brain = ..."
+    agent = cartpole_dqn.Agent(4, 2, "none.h5")
+    assert "brain" in vars(agent)
 
 
 def test_replay_differs_from_the_tutorials_in_its_two_calls_only():
@@ -99,6 +124,7 @@ def test_the_readme_counts_the_first_parts_lines_right():
     lines = len(FIRST_PART.rstrip("\n#= ").splitlines())
     claimed = set(re.findall(r"first (\d+) lines", README))
     assert claimed == {str(lines)}
+    assert set(re.findall(r"(\d+) lines in all", README)) == {str(len(SOURCE.splitlines()))}
 
 
 def test_every_flag_of_the_script_is_in_the_readmes_command_line_section():
