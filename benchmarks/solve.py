@@ -6,12 +6,15 @@ Run by hand, not by CI:
     python benchmarks/solve.py --name recipe -- --agent target --double ...
 
 Everything after `--` goes to cartpole_dqn.py. For each seed (default 0-4) it
-trains from scratch under a budget of episodes and seconds of training,
-stopping the run with Ctrl-C (SIGINT, which saves the weights) when the time
-is up; then it plays the saved weights greedily for 100 games. It writes, in
---out: one CSV log and weight file per seed, table.md (a row per seed and a
-median row), curve.png (median and range of the last-100 average across
-seeds), and appends the median row to --summary if given.
+trains from scratch under a budget of episodes and seconds of training (0: no
+limit), stopping the run with Ctrl-C (SIGINT, which saves the weights) when the
+time is up; then it plays the saved weights greedily for 100 games. It writes, in
+--out: one CSV log, weight file and summary (seedN.json) per seed, table.md (a
+row per seed and a median row), curve.png (median and range of the last-100
+average across seeds), and appends the median row to --summary if given.
+
+It resumes: a seed with a summary is done, and the same command run again keeps
+it and runs only the others (a seed stopped part-way starts again from scratch).
 
 "Solved" is CartPole-v1's rule: a last-100 average of at least 475. Times are
 seconds of training, from the first episode, as logged by --log.
@@ -21,6 +24,7 @@ import concurrent.futures
 import csv
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import queue
@@ -41,6 +45,9 @@ COLUMNS = ["seed", "solved", "episodes to 195", "episodes to 475", "steps to 475
 def train(seed, args, out, cpu):
     """Train one seed; returns the rows of its CSV log."""
     log = os.path.join(out, f"seed{seed}.csv")
+    for stale in (log, weights(out, seed), weights(out, seed)[:-3] + ".best.h5"):
+        if os.path.exists(stale):   # a run stopped part-way: start the seed afresh
+            os.remove(stale)
     command = [sys.executable, SCRIPT, "--fresh", "--seed", str(seed),
                "--episodes", str(args.episodes), "--weights", weights(out, seed),
                "--log", log, *args.flags]
@@ -50,7 +57,7 @@ def train(seed, args, out, cpu):
         while run.poll() is None:
             time.sleep(0.5)
             rows = read_log(log)
-            if rows and float(rows[-1]["seconds"]) >= args.seconds:
+            if rows and args.seconds and float(rows[-1]["seconds"]) >= args.seconds:
                 run.send_signal(signal.SIGINT)   # saves the weights, like Ctrl-C
                 run.wait()
     if run.returncode not in (0, 130):
@@ -186,7 +193,8 @@ def parse_args():
     parser.add_argument("--first-seed", type=int, default=0,
                         help="the first seed (default 0): --first-seed 5 runs 5..9")
     parser.add_argument("--episodes", type=int, default=500, help="episode budget per seed")
-    parser.add_argument("--seconds", type=float, default=180, help="training seconds per seed")
+    parser.add_argument("--seconds", type=float, default=180,
+                        help="training seconds per seed (0: no limit)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="seeds trained at a time, each pinned to its own core")
     parser.add_argument("--out", help="folder for logs, weights, table and plot "
@@ -207,13 +215,22 @@ def main():
         free_cpus.put(cpu)
 
     def one_seed(seed):
+        done = os.path.join(args.out, f"seed{seed}.json")
+        if os.path.exists(done):
+            say(f"seed {seed}: done already")
+            with open(done) as f:
+                return read_log(os.path.join(args.out, f"seed{seed}.csv")), json.load(f)
         cpu = free_cpus.get()
         try:
             say(f"seed {seed}: training" + (f" on CPU {cpu}" if cpu is not None else ""))
             rows = train(seed, args, args.out, cpu)
             result = summarise(seed, rows, play(seed, args.out, args.flags, cpu))
+            result["seconds"], result["steps"] = float(rows[-1]["seconds"]), int(rows[-1]["steps"])
+            result["episodes"] = len(rows)
+            with open(done, "w") as f:
+                json.dump(result, f)
             say(f"seed {seed}: " + ", ".join(
-                f"{k} {cell(v, k)}" for k, v in result.items() if k != "seed"))
+                f"{k} {cell(v, k)}" for k, v in result.items() if k in COLUMNS[1:]))
             return rows, result
         finally:
             free_cpus.put(cpu)
@@ -222,8 +239,9 @@ def main():
         logs, results = zip(*pool.map(one_seed, seeds))
     total = median_row(f"median of {len(seeds)}", results)
     command = "python benchmarks/solve.py " + shlex.join(sys.argv[1:])
+    budget = f"{args.seconds:g} s" if args.seconds else "no limit of time"
     table = (f"{args.name}: `{command}`\n\n{versions()}; budget {args.episodes} episodes "
-             f"and {args.seconds:g} s of training per seed.\n\n" + markdown(list(results) + [total]))
+             f"and {budget} of training per seed.\n\n" + markdown(list(results) + [total]))
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(table)
     plot(os.path.join(args.out, "curve.png"), logs, args.name, args.episodes)

@@ -6,7 +6,10 @@ Times, in one process and on the same network, the tutorial's replay loop
 and model.predict(state) against Agent.act(state), and prints medians and
 ratios. Then the recipe's (--recipe) cost per replay (sample, targets, gradient
 steps and the soft update), and the environment steps per second of a whole
-training run of it, learning included.
+training run of it, learning included. Last, what keeping the training costs: a
+checkpoint (every 60 s of training), a write of the best network (at most every
+5 s), and a redraw of the notebook's live curve (about every second), each as a
+share of the time between two of them.
 """
 import contextlib
 import io
@@ -20,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # First, so that TensorFlow loads with the script's settings, as in a run.
-from cartpole_dqn import Agent, CartPole, parse_args  # noqa: E402
+from cartpole_dqn import Agent, CartPole, Curve, parse_args, save  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -71,6 +74,7 @@ def main():
     for name, tutorial, ours in rows:
         print(f"{name:<12}{tutorial:>14.2f}{ours:>12.3f}{tutorial / ours:>9.0f}x")
     recipe()
+    keeping(agent)
 
 
 def recipe():
@@ -88,6 +92,22 @@ def recipe():
     print(f"recipe: replay({run.sample_batch_size}) {replay:.3f} ms "
           f"({run.sample_batch_size // 32} gradient steps); a training run of 150 episodes: "
           f"{steps} steps in {seconds:.1f} s, {steps / seconds:.0f} steps/s")
+
+
+def keeping(agent):
+    """What a checkpoint, a best-network write and a live redraw cost, as shares of the
+    intervals at which they happen."""
+    folder = tempfile.mkdtemp()
+    checkpoint = median_ms(lambda: agent.save_model(), 20)
+    best = median_ms(lambda: save(agent.brain, os.path.join(folder, "w.best.h5"), 100.0), 20)
+    rng = np.random.default_rng(0)
+    history = [dict(episode=i, score=int(s), avg100=float(s), exploration=0.5)
+               for i, s in enumerate(rng.integers(8, 500, 1000))]
+    curve = Curve()
+    redraw = median_ms(lambda: curve.png(history), 20)
+    print(f"keeping it: a checkpoint {checkpoint:.1f} ms, {checkpoint / 600:.3f}% of its 60 s; "
+          f"a best-network write {best:.1f} ms, {best / 50:.3f}% of its 5 s; a live redraw of "
+          f"1000 episodes {redraw:.1f} ms, {redraw / 10:.2f}% of its second")
 
 
 if __name__ == "__main__":

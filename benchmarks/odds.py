@@ -1,0 +1,135 @@
+"""How often, and how fast, does each agent solve CartPole-v1? The odds over many seeds.
+
+Run by hand, not by CI, after benchmarks/solve.py has run the three configurations (each
+command resumes where it stopped):
+
+    python benchmarks/solve.py --name tutorial --seeds 10 --episodes 10000 --seconds 0 --jobs 2
+    python benchmarks/solve.py --name source --seeds 20 --seconds 0 --jobs 2 -- --agent target
+    python benchmarks/solve.py --name recipe --seeds 20 --first-seed 100 --seconds 0 --jobs 2 -- --recipe
+    python benchmarks/odds.py
+
+It writes benchmarks/odds.csv (a row per seed: solved or not, and the episodes, seconds of
+training and steps it took; for a seed that never solved, those of its whole run), draws
+docs/odds.png (the share of seeds solved against episodes and against seconds of training)
+and prints, for each configuration, the solve rate with its 95% interval and the
+interquartile mean (IQM) of episodes and seconds to solve with 95% bootstrap intervals.
+
+How an unsolved seed counts: in the rate, as a failure; in the curves, as never reaching the
+line; the IQMs are over the solved seeds only, so read them beside the rate. Statistics as
+"Deep RL at the Edge of the Statistical Precipice" (Agarwal et al., 2021) recommends, with
+SciPy: scipy.stats.bootstrap (BCa) for the IQM, and the Wilson interval for the rate.
+"""
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+from scipy import stats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGURATIONS = [("tutorial", "the tutorial's agent, as `python cartpole_dqn.py` runs it"),
+                  ("source", "the second source as written (`--agent target`)"),
+                  ("recipe", "the recipe (`--recipe`), on seeds 100 and up")]
+COLUMNS = ["configuration", "seed", "solved", "episodes", "seconds", "steps", "greedy_mean"]
+
+
+def seeds_of(name):
+    """A row per finished seed of a configuration, from solve.py's summaries."""
+    folder = os.path.join(HERE, "runs", name)
+    rows = []
+    for file in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if file.startswith("seed") and file.endswith(".json"):
+            with open(os.path.join(folder, file)) as f:
+                result = json.load(f)
+            with open(os.path.join(folder, file[:-5] + ".csv"), newline="") as f:
+                log = list(csv.DictReader(f))
+            at = first_solved(log)
+            row = at if at is not None else log[-1]
+            rows.append(dict(configuration=name, seed=result["seed"], solved=int(at is not None),
+                             episodes=int(row["episode"]) + 1, seconds=float(row["seconds"]),
+                             steps=int(row["steps"]), greedy_mean=result["greedy mean"]))
+    return sorted(rows, key=lambda row: row["seed"])
+
+
+def first_solved(log):
+    """The first episode whose last-100 average, over a full 100 episodes, reaches 475."""
+    return next((row for row in log[99:] if float(row["avg100"]) >= 475), None)
+
+
+def iqm(values):
+    return stats.trim_mean(values, 0.25)
+
+
+def iqm_interval(values):
+    """The IQM and its 95% bootstrap interval (BCa; percentile where BCa cannot be made)."""
+    values = np.asarray(values, float)
+    if len(values) < 3:
+        return iqm(values), np.nan, np.nan
+    for method in ("BCa", "percentile"):
+        result = stats.bootstrap((values,), iqm, confidence_level=0.95, method=method,
+                                 n_resamples=10000, random_state=np.random.default_rng(0))
+        low, high = result.confidence_interval
+        if np.isfinite(low) and np.isfinite(high):
+            return iqm(values), low, high
+    return iqm(values), np.nan, np.nan
+
+
+def summary(rows):
+    solved = [row for row in rows if row["solved"]]
+    rate = stats.binomtest(len(solved), len(rows)).proportion_ci(0.95, method="wilson")
+    episodes = iqm_interval([row["episodes"] for row in solved])
+    seconds = iqm_interval([row["seconds"] for row in solved])
+    return len(solved), len(rows), rate, episodes, seconds
+
+
+def draw(path, table):
+    import matplotlib
+    matplotlib.use("Agg")   # our own process: no window, no display needed
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for (name, title), colour in zip(CONFIGURATIONS, ["tab:blue", "tab:orange", "tab:green"]):
+        rows = table.get(name)
+        if not rows:
+            continue
+        for axis, column in zip(axes, ["episodes", "seconds"]):
+            times = sorted(row[column] for row in rows if row["solved"])
+            budget = max(row[column] for row in rows)
+            xs = [0, *times, budget]
+            shares = [0, *np.arange(1, len(times) + 1) / len(rows), len(times) / len(rows)]
+            axis.step(xs, shares, where="post", color=colour, linewidth=2,
+                      label=f"{name} ({len(times)}/{len(rows)} seeds)")
+    axes[0].set(xscale="log", xlabel="episodes of training", ylabel="share of seeds solved",
+                ylim=(0, 1.02))
+    axes[1].set(xscale="log", xlabel="seconds of training (2 cores, 2 seeds at a time)")
+    axes[0].legend(loc="upper left", frameon=False)
+    figure.suptitle("How often, and how fast, CartPole-v1 is solved (last-100 average >= 475)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main():
+    table = {name: seeds_of(name) for name, _ in CONFIGURATIONS}
+    with open(os.path.join(HERE, "odds.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        writer.writeheader()
+        for rows in table.values():
+            writer.writerows(rows)
+    draw(os.path.join(HERE, "..", "docs", "odds.png"), table)
+    print("| configuration | seeds | solved | solve rate (95% interval) | IQM episodes to solve "
+          "(95% interval) | IQM seconds to solve (95% interval) |")
+    print("|---|---|---|---|---|---|")
+    for name, title in CONFIGURATIONS:
+        if not table[name]:
+            print(f"{name}: no finished seeds in benchmarks/runs/{name}", file=sys.stderr)
+            continue
+        won, seeds, rate, episodes, seconds = summary(table[name])
+        first, last = table[name][0]["seed"], table[name][-1]["seed"]
+        print(f"| {title} | {first}-{last} | {won}/{seeds} | {won / seeds:.0%} "
+              f"({rate.low:.0%}-{rate.high:.0%}) | {episodes[0]:.0f} ({episodes[1]:.0f}-"
+              f"{episodes[2]:.0f}) | {seconds[0]:.0f} ({seconds[1]:.0f}-{seconds[2]:.0f}) |")
+
+
+if __name__ == "__main__":
+    main()
