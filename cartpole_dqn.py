@@ -131,7 +131,7 @@ class CartPole:
         self.episodes          = args.episodes
         # Tutorial: `gym.make('CartPole-v1')`. Gymnasium opens its window at make(), for
         # --render or for the render line below, uncommented (see Window).
-        self.env               = Window.around(gym.make('CartPole-v1', render_mode=Window.mode(args)))
+        self.env               = Window.wrap(gym.make('CartPole-v1', render_mode=Window.mode(args)))
         self.state_size        = self.env.observation_space.shape[0]
         # Tutorial: `self.env.action_space.n`. Keras 3's Dense refuses NumPy's integer.
         self.action_size       = int(self.env.action_space.n)
@@ -148,7 +148,7 @@ class CartPole:
             try:
                 for index_episode in range(self.episodes):
                     # Tutorial: `state = self.env.reset()`. Gymnasium returns (state, info).
-                    state, _ = self.env.reset(seed=self.options.seed if index_episode == 0 else None)
+                    state, _ = self.env.reset(seed=None if index_episode else self.options.seed)
                     state = np.reshape(state, [1, self.state_size])
                     done = False
                     index = 0
@@ -457,7 +457,7 @@ class Progress:
             self.writer.writeheader()
         self.live = Live() if in_a_notebook() else None
         self.best_file = best_file(self.agent.weight_backup)
-        self.best, self.best_weights, self.best_model = best_average(self.best_file), None, None
+        self.best, self.best_weights = best_average(self.best_file), None
         self.start = self.saved = self.best_saved = time.perf_counter()
 
     def __enter__(self):
@@ -507,10 +507,16 @@ class Progress:
             self.saved = time.perf_counter()
 
     def save_best(self):
+        # Saved from the brain itself, its weights swapped for the best ones and back: a copy
+        # of the network (clone_model) would draw its initial weights' seeds from Python's
+        # random, and the training's own draws would then depend on when this ran.
         if self.best_weights is not None:
-            self.best_model = self.best_model or keras.models.clone_model(self.agent.brain)
-            self.best_model.set_weights(self.best_weights)
-            save(self.best_model, self.best_file, average=self.best)
+            brain, weights = self.agent.brain, self.agent.brain.get_weights()
+            brain.set_weights(self.best_weights)
+            try:
+                save(brain, self.best_file, average=self.best)
+            finally:
+                brain.set_weights(weights)
             self.best_weights, self.best_saved = None, time.perf_counter()
 
     def solved(self):
@@ -609,14 +615,14 @@ class Live:
         if not final and time.perf_counter() - self.shown < 1:
             return
         picture = Image(data=self.curve.png(history), format="png")
-        status = {"text/plain": "Episode {episode}  score {score}  avg100 {avg100:.1f}  "
-                                "exploration {exploration:.3f}  {seconds:.0f} s".format(**history[-1])}
+        status = ("Episode {episode}  score {score}  avg100 {avg100:.1f}  exploration "
+                  "{exploration:.3f}  {seconds:.0f} s").format(**history[-1])
         if self.handles is None:
             self.handles = [display(picture, display_id=True),
-                            display(status, raw=True, display_id=True)]
+                            display({"text/plain": status}, raw=True, display_id=True)]
         else:
             self.handles[0].update(picture)
-            self.handles[1].update(status, raw=True)
+            self.handles[1].update({"text/plain": status}, raw=True)
         self.shown = time.perf_counter()
 
 
@@ -665,7 +671,7 @@ class Window(gym.Wrapper):
             raise UsageError(f"{asked_by} found no display at DISPLAY={os.environ.get('DISPLAY')}")
 
     @staticmethod
-    def around(env):
+    def wrap(env):
         return Window(env) if env.render_mode == "human" else env
 
     def render(self):
@@ -704,8 +710,9 @@ def play(env, agent, episodes, seed=None):
 
 def play_saved(args):
     if not os.path.isfile(args.weights):
-        raise UsageError(f"no weight file at {args.weights}: train first, or point --weights at one")
-    env = Window.around(gym.make('CartPole-v1', render_mode=Window.mode(args, False)))
+        raise UsageError(f"no weight file at {args.weights}: train first, or point --weights "
+                         "at one")
+    env = Window.wrap(gym.make('CartPole-v1', render_mode=Window.mode(args, False)))
     try:
         if args.video:
             env = record_video(env, args.video)

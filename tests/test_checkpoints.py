@@ -158,3 +158,21 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_status_74(main, tmp_path, m
     (tmp_path / "fallback").mkdir()
     line = one_line_error(*main("--episodes", 2, "--checkpoint-every", 0.001), code=74)
     assert "No space left on device" in line and "fallback" in line
+
+
+def test_saving_never_changes_the_path_a_seed_takes(tmp_path, capsys):
+    # Checkpoints and best-network writes happen on a timer, so they must not touch the
+    # random generators the training draws from: with a checkpoint (and a best network
+    # written) after every episode, the same seed takes the same path as with none.
+    runs = []
+    for every in (1000, 0.001):
+        keras.utils.set_random_seed(0)
+        cartpole = CartPole(parse_args(["--seed", "0", "--fresh", "--episodes", "130",
+                                        "--checkpoint-every", str(every),
+                                        "--weights", str(tmp_path / f"w{every}.h5")]))
+        cartpole.run()
+        runs.append((episode_scores(capsys.readouterr().out), cartpole.agent.brain.get_weights()))
+    (scores, weights), (other_scores, other_weights) = runs
+    assert (tmp_path / "w0.001.best.h5").exists()
+    assert other_scores == scores
+    assert all(np.array_equal(a, b) for a, b in zip(weights, other_weights))
