@@ -202,26 +202,11 @@ def main(argv=None):
 # ==============================================================================
 # Beyond the tutorial
 # ==============================================================================
-# The second source's agent; FastBrain (predict and fit without Keras's set-up); reporting;
-# watching and playing; the command line; and safety: signals, paths and saves.
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import inspect  # noqa: E402
-import io  # noqa: E402
-import re  # noqa: E402
-import signal  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
+import argparse, csv, inspect, io, re, signal, tempfile, threading, time  # noqa: E401,E402
 import tensorflow as tf  # noqa: E402
 
 
-# -- The second source: a target network ----------------------------------------------------
-# The tutorial's agent computes its targets with the very network it trains, so each fit moves
-# the targets it chases: it learns to balance, then often forgets. The second source (a Korean
-# DQN notebook) adds the standard remedy. Each change from it is marked "Source:".
-
+# -- The second source's agent, with a target network --------------------------------------
 class ReplayBuffer:
     """The second source's ReplayBuffer: the last max_size steps, sampled without replacement."""
     # Source: `self.buffer = deque(maxlen=max_size)` of tuples. Here a NumPy table, a row per
@@ -255,7 +240,11 @@ class ReplayBuffer:
 
 
 class TargetAgent(Agent):
-    """The second source's DQNAgent, written as its difference from the tutorial's.
+    """The second source's DQNAgent (a Korean DQN notebook), written as its difference from
+    the tutorial's; "Source:" marks each change from it. The tutorial's agent computes its
+    targets with the very network it trains, so each fit moves the targets it chases: it
+    learns to balance, then often forgets. A target network is the standard remedy.
+
     Source: `return env.action_space.sample()`. act() is the tutorial's random.randrange: the
     same choice, from the generator that --seed seeds."""
 
@@ -277,6 +266,11 @@ class TargetAgent(Agent):
         self.target_brain = keras.models.clone_model(self.brain)
         self.target_brain.set_weights(self.brain.get_weights())
         self.exploration_start = self.exploration_rate
+
+    def update_target_network(self):
+        # Source: `self.target_model.set_weights(self.main_model.get_weights())`. soft_update
+        # with tau 1 is the same copy, in TensorFlow, as the replay graph's soft updates are.
+        soft_update(self.target_brain, self.brain, 1.0)
 
     def remember(self, state, action, reward, next_state, done):
         # Source: `done = done or truncated`, stored. Here done is terminated (see run()).
@@ -339,7 +333,7 @@ class TargetAgent(Agent):
         # As in the source: a copy on episodes 0, 10, 20, ..., then exploration decays once
         # per episode, however often it trained.
         if self.tau == 1 and index_episode % self.sync_every == 0:
-            soft_update(self.target_brain, self.brain, 1.0)
+            self.update_target_network()
         if self.exploration_rate > self.exploration_min and not self.exploration_steps:
             self.exploration_rate *= self.exploration_decay
 
@@ -557,7 +551,10 @@ class Curve:
         FigureCanvasAgg(self.figure)
         self.axes = self.figure.add_axes((0.08, 0.2, 0.83, 0.75))
         rates = self.axes.twinx()
-        self.lines = [*self.axes.plot([], [], "tab:blue", alpha=0.35, lw=0.8, label="score"),
+        # Each score a dot: a line through thousands of scores that jump between 10 and 500
+        # takes 40 times as long to draw, and the live curve is redrawn every second.
+        self.lines = [*self.axes.plot([], [], "o", color="tab:blue", alpha=0.4, markersize=1.5,
+                                      markeredgewidth=0, label="score"),
                       *self.axes.plot([], [], "tab:blue", lw=2, label="last-100 average"),
                       *rates.plot([], [], "tab:green", lw=1, label="exploration rate")]
         self.axes.axhline(475, color="tab:red", linestyle="--", label="solved (475)")

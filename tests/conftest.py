@@ -20,6 +20,17 @@ import cartpole_dqn  # noqa: E402
 USER_CHOICES = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
 
 
+@pytest.fixture(autouse=True)
+def environment_kept():
+    """Tests run the script's code in this process too, and it may set SDL's variables as a
+    user's run does (SDL_VIDEODRIVER=dummy to record headless): each test gets the
+    environment back, so that no later run in a new process inherits them."""
+    before = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(before)
+
+
 def cli_env(**extra):
     """The environment of a user who set nothing, plus `extra`."""
     env = {name: value for name, value in os.environ.items() if name not in USER_CHOICES}

@@ -10,7 +10,6 @@ import h5py
 import keras
 import pytest
 
-from cartpole_dqn import Agent
 from conftest import one_line_error
 
 

@@ -12,7 +12,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from cartpole_dqn import Agent
 from conftest import ROOT, SCRIPT, cli_env, weights_in
