@@ -100,9 +100,10 @@ def keeping(agent):
     folder = tempfile.mkdtemp()
     checkpoint = median_ms(lambda: agent.save_model(), 20)
     best = median_ms(lambda: save(agent.brain, os.path.join(folder, "w.best.h5"), 100.0), 20)
-    rng = np.random.default_rng(0)
-    history = [dict(episode=i, score=int(s), avg100=float(s), exploration=0.5)
-               for i, s in enumerate(rng.integers(8, 500, 1000))]
+    scores = np.random.default_rng(0).integers(8, 500, 1000)   # a noisy run's scores
+    history = [dict(episode=i, score=int(scores[i]), exploration=0.995 ** i,
+                    avg100=float(np.mean(scores[max(0, i - 99):i + 1])))
+               for i in range(len(scores))]
     curve = Curve()
     redraw = median_ms(lambda: curve.png(history), 20)
     print(f"keeping it: a checkpoint {checkpoint:.1f} ms, {checkpoint / 600:.3f}% of its 60 s; "
