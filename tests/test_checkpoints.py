@@ -28,7 +28,7 @@ def test_kill_9_keeps_the_last_checkpoint_and_the_next_run_resumes_from_it(tmp_p
         time.sleep(0.2)
         rows = (tmp_path / "run.csv").read_text().splitlines() if (
             tmp_path / "run.csv").exists() else []
-        if len(rows) > 2 and float(rows[-1].split(",")[4]) > 3.5:
+        if len(rows) > 2 and float(rows[-1].split(",")[4]) > 2.5:
             break
     run.send_signal(signal.SIGKILL)
     run.wait()
@@ -167,7 +167,7 @@ def test_saving_never_changes_the_path_a_seed_takes(tmp_path, capsys):
     runs = []
     for every in (1000, 0.001):
         keras.utils.set_random_seed(0)
-        cartpole = CartPole(parse_args(["--seed", "0", "--fresh", "--episodes", "130",
+        cartpole = CartPole(parse_args(["--seed", "0", "--fresh", "--episodes", "110",
                                         "--checkpoint-every", str(every),
                                         "--weights", str(tmp_path / f"w{every}.h5")]))
         cartpole.run()

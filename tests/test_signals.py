@@ -72,8 +72,7 @@ INSIDE = [
     # function, running it, converting its results.
     ("tutorial", "replay", "tensorflow", 9),
     ("target", "replay", "tensorflow", 40),
-    # During the save, inside Keras and inside h5py.
-    ("tutorial", "save_model", "keras", 5),
+    # During the save, inside h5py.
     ("target", "save_model", "h5py", 3),
 ]
 
