@@ -756,32 +756,12 @@ def hyperparameters(args):
 
 
 def set_hyperparameters(agent, values):
-    """Set an agent's hyperparameters by name, before its brain is built. A weight file to
-    resume says the sizes of its hidden layers: it resumes and plays with no --hidden."""
+    """Set an agent's hyperparameters by name, before its brain is built."""
     for name, value in values.items():
         if not hasattr(agent, name) and name != "memory_size":
             raise TypeError(f"{type(agent).__name__} has no hyperparameter {name}")
         setattr(agent, name, value)
     agent.memory = deque(maxlen=values.get("memory_size", agent.memory.maxlen))
-    found = None if agent.fresh else hidden_layers_in(agent.weight_backup)
-    if found and tuple(values.get("hidden_layers", found)) != found:
-        raise UsageError(f"{agent.weight_backup} holds hidden layers of {' '.join(map(str, found))}"
-                         ": drop --hidden to resume it, or add --fresh to start a new network")
-    agent.hidden_layers = found or agent.hidden_layers
-
-
-def hidden_layers_in(path):
-    """A weight file's hidden layer sizes, from the shapes of its kernels (numbers only); None
-    if it has none to read (load_weights then says what is wrong with it)."""
-    import h5py
-    try:
-        with h5py.File(path, "r") as f:
-            group = f.get("model_weights", f)
-            return tuple(group[layer][name].shape[1] for layer in group.attrs["layer_names"][:-1]
-                         for name in group[layer].attrs["weight_names"]
-                         if str(name).split("/")[-1].startswith("kernel")) or None
-    except (OSError, KeyError, ValueError, IndexError):
-        return None
 
 
 def bounded(kind, low, high=np.inf):
@@ -835,7 +815,7 @@ def parse_args(argv=None):
     knob("--train-every", type=replay_interval, metavar="{step,episode,N}",
          help="replay after every step, N steps or episode (default: episode; target: step)")
     knob("--hidden", dest="hidden_layers", type=bounded(int, 1), nargs="+", metavar="N",
-         help="hidden layer sizes (default: 24 24; a weight file to resume keeps its own)")
+         help="hidden layer sizes (default: 24 24; give the same to resume or play a file)")
     knob = parser.add_argument_group("target agent only").add_argument
     knob("--sync-every", type=bounded(int, 1), metavar="N",
          help="copy the brain to the target network every N episodes (default 10)")
@@ -980,8 +960,9 @@ def load_weights(model, path):
         model.load_weights(path)
     except (OSError, ValueError, KeyError) as error:
         reason = str(error).split(".")[0].strip() or type(error).__name__
-        raise UsageError(f"cannot load {path}: {reason}. It was left as it is; use --fresh "
-                              "to train from scratch, or --weights PATH for another file") from None
+        raise UsageError(f"cannot load {path}: {reason}. It was left as it is. A network "
+                         "trained with other layers loads with the same --hidden or --recipe; "
+                         "--fresh trains from scratch; --weights PATH takes another file") from None
 
 
 def save(model, path, average=None):

@@ -66,10 +66,10 @@ def train(seed, args, out, cpu):
 
 
 def play(seed, out, flags, cpu):
-    agent = flags[flags.index("--agent") + 1] if "--agent" in flags else "tutorial"
+    """100 greedy games with the weights saved; the training's flags give the network."""
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--play", "100", "--seed", str(1000 + seed),
-         "--agent", agent, "--weights", weights(out, seed)],
+        [sys.executable, SCRIPT, *flags, "--play", "100", "--seed", str(1000 + seed),
+         "--weights", weights(out, seed)],
         capture_output=True, text=True, env=quiet_env(), check=True, preexec_fn=pin(cpu))
     return float(re.search(r"Mean score over 100 games: ([\d.]+)", result.stdout).group(1))
 

@@ -1,12 +1,15 @@
 """The tutorial agent's maths, checked against the tutorial's own Keras calls."""
+import os
 import random
 
 import gymnasium as gym
 import keras
 import numpy as np
 import pytest
+from keras.layers import Dense
+from keras.models import Sequential
 
-from cartpole_dqn import Agent, CartPole, parse_args
+from cartpole_dqn import Agent, CartPole, load_weights, parse_args
 
 
 @pytest.fixture
@@ -212,6 +215,31 @@ def test_predict_follows_an_edited_network_through_fit_load_and_set_weights(tmp_
     # same maths, to 1e-3 after six steps.
     assert_same_weights(agent.brain, reference, atol=1e-3)
     assert_predict_follows_the_brain(agent)
+
+
+def test_a_learners_extra_layer_trains_saves_and_resumes(tmp_path):
+    # The tutorial's first experiment: one more layer in _build_model, after the loop.
+    class ExtraLayer(Agent):
+        def _build_model(self):
+            model = Sequential([keras.Input(shape=(self.state_size,))])
+            for units in self.hidden_layers:
+                model.add(Dense(units, activation="relu"))
+            model.add(Dense(12, activation="tanh"))
+            model.add(Dense(self.action_size, activation="linear"))
+            model.compile(loss="mse", optimizer=keras.optimizers.Adam(learning_rate=0.001))
+            if os.path.isfile(self.weight_backup) and not self.fresh:
+                load_weights(model, self.weight_backup)
+                self.exploration_rate = self.exploration_min
+            return model
+    trained = ExtraLayer(4, 2, str(tmp_path / "w.h5"))
+    remember_some(trained, 32)
+    trained.replay(32)
+    trained.save_model()
+    resumed = ExtraLayer(4, 2, str(tmp_path / "w.h5"))
+    assert resumed.exploration_rate == resumed.exploration_min
+    for a, b in zip(trained.brain.get_weights(), resumed.brain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert_predict_follows_the_brain(resumed)
 
 
 def test_the_tutorials_network_runs_in_numpy_and_others_in_keras(tmp_path):

@@ -167,17 +167,21 @@ def test_the_average_is_over_the_last_100_episodes_and_solved_needs_100(capsys):
         capsys.readouterr().out)
 
 
-def test_weight_files_remember_their_network(main, tmp_path):
+def test_a_network_of_other_sizes_resumes_and_plays_with_its_flags_and_says_so_without(
+        main, tmp_path):
     status, out, err = main("--agent", "target", "--hidden", 32, 16, "--episodes", 3, "--seed", 0)
     assert status == 0, err
-    assert main("--agent", "target", "--episodes", 2, "--seed", 0)[0] == 0
-    status, out, err = main("--play", 2, "--seed", 0, "--video", "videos")
+    assert main("--agent", "target", "--hidden", 32, 16, "--episodes", 2, "--seed", 0)[0] == 0
+    status, out, err = main("--play", 2, "--seed", 0, "--video", "videos", "--hidden", 32, 16)
     assert status == 0, err
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2
-    status, out, err = main("--hidden", 24, 24, "--episodes", 1)
-    assert status == 2 and err.count("\n") == 1
-    assert "holds hidden layers of 32 16" in err
-    assert main("--hidden", 24, 24, "--episodes", 1, "--fresh")[0] == 0
+    before = (tmp_path / "cartpole_weight.h5").read_bytes()
+    for args in (["--play", 1], ["--episodes", 1]):
+        status, out, err = main(*args)
+        assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+        assert "loads with the same --hidden or --recipe" in err
+    assert (tmp_path / "cartpole_weight.h5").read_bytes() == before
+    assert main("--episodes", 1, "--fresh")[0] == 0
 
 
 def test_recipe_is_the_flags_the_readme_shows(tmp_path):
