@@ -930,7 +930,8 @@ def check_paths(args):
     if args.plot:
         from matplotlib.figure import Figure
         check_file("--plot", args.plot, "curve.png")
-        if os.path.splitext(args.plot)[1][1:] not in Figure().canvas.get_supported_filetypes():
+        extension = os.path.splitext(args.plot)[1][1:].lower()
+        if extension not in Figure().canvas.get_supported_filetypes():
             raise UsageError(f"--plot {args.plot}: end the name in .png, .svg or .pdf")
     named = [os.path.realpath(path) for path in (args.weights, args.log, args.plot) if path]
     if len(set(named)) < len(named):
