@@ -863,14 +863,17 @@ class Terminated(BaseException):
     Exception` on the way up swallows it."""
 
 
-# Each way a run can end early, and its exit status (README, "What happens when...").
+# Each way a run can end early, and its exit status (README, "What happens when..."). A
+# broken pipe: whatever read the output has gone (`| head`), as SIGPIPE ends shell tools.
 ENDINGS = {UsageError: 2, SaveError: 74, WindowClosed: 0,
-           KeyboardInterrupt: 130, Terminated: 143}
+           KeyboardInterrupt: 130, Terminated: 143, BrokenPipeError: 141}
 
 
 def end(ending):
     """The exit status for an ending; an error's one line goes to stderr first."""
-    if isinstance(ending, Exception) and str(ending):
+    if isinstance(ending, BrokenPipeError):   # nobody to tell, and nothing left to flush there
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    elif isinstance(ending, Exception) and str(ending):
         print(f"error: {ending}", file=sys.stderr)
     return next(status for kind, status in ENDINGS.items() if isinstance(ending, kind))
 

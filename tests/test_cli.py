@@ -1,8 +1,11 @@
 """End to end through the real command line, in a new process, in a temporary folder."""
+import subprocess
+import sys
+
 import numpy as np
 
 from cartpole_dqn import CartPole, parse_args
-from conftest import episode_scores
+from conftest import SCRIPT, cli_env, episode_scores
 
 
 def test_train_and_play_print_nothing_but_their_own_lines(cli, tmp_path):
@@ -20,6 +23,17 @@ def test_train_and_play_print_nothing_but_their_own_lines(cli, tmp_path):
     assert played.returncode == 0 and played.stderr == "", played.stderr
     assert len([line for line in played.stdout.splitlines() if line.startswith("Play ")]) == 3
     assert "Mean score over 3 games" in played.stdout
+
+
+def test_output_read_by_head_ends_quietly_and_keeps_the_weights(tmp_path):
+    # `python cartpole_dqn.py | head -1`: the reader leaves after one line.
+    run = subprocess.Popen([sys.executable, str(SCRIPT), "--seed", "0", "--fresh"], cwd=tmp_path,
+                           env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert run.stdout.readline().startswith(b"Episode 0#")
+    run.stdout.close()
+    assert run.wait(timeout=120) == 141
+    assert run.stderr.read() == b""
+    assert (tmp_path / "cartpole_weight.h5").stat().st_size > 0
 
 
 LEARN_EPISODES, LEARN_BAR = 500, 150
