@@ -8,7 +8,7 @@ from cartpole_dqn import CartPole, parse_args
 from conftest import SCRIPT, cli_env, episode_scores
 
 
-def test_train_and_play_print_nothing_but_their_own_lines(cli, tmp_path):
+def test_train_and_play_print_nothing_but_their_own_lines(cli, main, tmp_path):
     # A user who set nothing: cli_env() drops TF_CPP_MIN_LOG_LEVEL and TF_ENABLE_ONEDNN_OPTS.
     # On AVX-512 CPUs TensorFlow would print its oneDNN notice at every start.
     first = cli("--episodes", 20, "--seed", 0, "--fresh")
@@ -19,10 +19,10 @@ def test_train_and_play_print_nothing_but_their_own_lines(cli, tmp_path):
     assert lines[20:] == ["Weights saved to cartpole_weight.h5"]
     assert (tmp_path / "cartpole_weight.h5").stat().st_size > 0
 
-    played = cli("--play", 3)
-    assert played.returncode == 0 and played.stderr == "", played.stderr
-    assert len([line for line in played.stdout.splitlines() if line.startswith("Play ")]) == 3
-    assert "Mean score over 3 games" in played.stdout
+    status, out, err = main("--play", 3)   # the file a new process wrote loads here
+    assert status == 0 and err == "", err
+    assert len([line for line in out.splitlines() if line.startswith("Play ")]) == 3
+    assert "Mean score over 3 games" in out
 
 
 def test_output_read_by_head_ends_quietly_and_keeps_the_weights(tmp_path):
