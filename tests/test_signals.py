@@ -106,7 +106,7 @@ def test_a_signal_inside_library_code_is_handled(tmp_path):
 
 def stop_after(folder, sig, seconds, episodes):
     """Start a training run; send `sig` seconds after the start, or at the first line of
-    episode `episodes`; return how it ended."""
+    episode `episodes`; return how it ended, and whether it took the signal twice."""
     run = subprocess.Popen([sys.executable, str(SCRIPT), "--fresh", "--seed", "1",
                             "--weights", "w.h5"], cwd=folder, env=cli_env(), text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -119,17 +119,28 @@ def stop_after(folder, sig, seconds, episodes):
             if line.startswith(f"Episode {episodes}#"):
                 break
     run.send_signal(sig)
-    rest, err = run.communicate(timeout=120)
-    return run.returncode, out + rest, err
+    try:
+        rest, err = run.communicate(timeout=60)
+        return run.returncode, out + rest, err, False
+    except subprocess.TimeoutExpired:   # lost while Python loaded the libraries: once more
+        run.send_signal(sig)
+        rest, err = run.communicate(timeout=60)
+        return run.returncode, out + rest, err, True
 
 
 def test_a_signal_at_any_moment_gives_one_result(tmp_path):
-    # While Python loads the libraries, while the model is built, and during training.
-    moments = [(0.5, None), (None, 0)]   # later in training: the background job's test
-    for folder, sig, case, returncode, out, err in in_parallel(tmp_path, stop_after, moments):
+    # While Python loads the libraries, and once training runs (later in training: the
+    # background job's test). Ctrl-C first: the first case sends SIGINT.
+    moments = [(0.5, None), (None, 0)]
+    for folder, sig, case, returncode, out, err, again in in_parallel(tmp_path, stop_after,
+                                                                    moments):
         if "Episode 0#" in out:
+            # Trained: saved and stopped. A Ctrl-C that came while Python loaded
+            # TensorFlow can be swallowed by library code there (seen once in CI): the run
+            # then starts, and the second Ctrl-C stops it, as a user's would.
+            assert case == moments[1] or (again and sig == signal.SIGINT), (case, out[-300:])
             assert_stopped_cleanly(folder, sig, returncode, out, err)
-        elif out:   # after the libraries loaded: our own one line
+        elif out:   # after the libraries loaded, before training: our own one line
             assert_stopped_cleanly(folder, sig, returncode, out, err, trained=False)
         else:
             # While Python loads TensorFlow the script has not started: the signal ends it as
