@@ -390,8 +390,9 @@ class FastBrain:
     def predict(self, state):
         if self.layers is None:
             return self.model.predict_on_batch(state)
-        if self.copy is None or self.seen != self.steps():
-            self.copy, self.seen = self.model.get_weights(), self.steps()
+        steps = self.steps()
+        if self.copy is None or self.seen != steps:
+            self.copy, self.seen = self.model.get_weights(), steps
         output, weights = state, iter(self.copy)
         for activation, use_bias in self.layers:
             output = dense(output, next(weights))
