@@ -35,26 +35,20 @@ COLUMNS = ["configuration", "seed", "solved", "episodes", "seconds", "steps", "g
 
 
 def seeds_of(name):
-    """A row per finished seed of a configuration, from solve.py's summaries."""
+    """A row per finished seed of a configuration, from solve.py's summary of it."""
     folder = os.path.join(HERE, "runs", name)
     rows = []
     for file in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         if file.startswith("seed") and file.endswith(".json"):
             with open(os.path.join(folder, file)) as f:
                 result = json.load(f)
-            with open(os.path.join(folder, file[:-5] + ".csv"), newline="") as f:
-                log = list(csv.DictReader(f))
-            at = first_solved(log)
-            row = at if at is not None else log[-1]
-            rows.append(dict(configuration=name, seed=result["seed"], solved=int(at is not None),
-                             episodes=int(row["episode"]) + 1, seconds=float(row["seconds"]),
-                             steps=int(row["steps"]), greedy_mean=result["greedy mean"]))
+            solved = result["solved"]   # else: the whole run's episodes, seconds and steps
+            rows.append(dict(configuration=name, seed=result["seed"], solved=int(solved),
+                             episodes=result["episodes to 475" if solved else "episodes"],
+                             seconds=result["seconds to 475" if solved else "seconds"],
+                             steps=result["steps to 475" if solved else "steps"],
+                             greedy_mean=result["greedy mean"]))
     return sorted(rows, key=lambda row: row["seed"])
-
-
-def first_solved(log):
-    """The first episode whose last-100 average, over a full 100 episodes, reaches 475."""
-    return next((row for row in log[99:] if float(row["avg100"]) >= 475), None)
 
 
 def iqm(values):

@@ -225,6 +225,7 @@ def main():
             say(f"seed {seed}: training" + (f" on CPU {cpu}" if cpu is not None else ""))
             rows = train(seed, args, args.out, cpu)
             result = summarise(seed, rows, play(seed, args.out, args.flags, cpu))
+            # The whole run's too, for a seed that never solved (benchmarks/odds.py).
             result["seconds"], result["steps"] = float(rows[-1]["seconds"]), int(rows[-1]["steps"])
             result["episodes"] = len(rows)
             with open(done, "w") as f:
