@@ -2,9 +2,9 @@
 # The README's Results table: each row is benchmarks/solve.py on seeds 0-4,
 # 500 episodes and 60 s of training per seed, two seeds at a time, each on its
 # own core. The rows start from the two sources as written, then add the
-# recipe's changes to the second source one at a time. (The README's last two
-# rows, gradient clipping and Huber loss, came from an earlier version of the
-# script, which had flags for them.) Usage: bash benchmarks/ablation.sh [SUMMARY.md]
+# recipe's changes to the second source one at a time. (The README's figures for
+# gradient clipping and Huber loss came from an earlier version of the script,
+# commit e3b424f, which had flags for them.) Usage: bash benchmarks/ablation.sh [SUMMARY.md]
 set -euo pipefail
 cd "$(dirname "$0")"
 summary=${1:-runs/ablation.md}
