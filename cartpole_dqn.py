@@ -1003,17 +1003,25 @@ def save_atomically(model, path, average=None):
     keeps its mode, and through a symbolic link the file it points to is the one updated."""
     import h5py
     import logging
+    import shutil
     path = os.path.realpath(path)
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.h5")
+    name = f".{os.path.basename(path)}.{os.getpid()}.h5"
+    temporary = os.path.join(os.path.dirname(path), name)
+    # HDF5 writes the file in memory (Linux's /dev/shm), and Python copies it to the disk: on
+    # a disk that fills up half-way through, HDF5 crashes the whole process (measured: a
+    # segmentation fault), where Python's own write fails with one clear error.
+    memory = os.path.join("/dev/shm", name) if os.access("/dev/shm", os.W_OK) else temporary
     keras_log, level = logging.getLogger("absl"), logging.getLogger("absl").level
     try:
         # Keras warns that a whole model in .h5 is a legacy format; the file keeps the
         # tutorial's name on purpose, and only its weights are read back.
         keras_log.setLevel(logging.ERROR)
-        model.save(temporary, include_optimizer=average is None)
+        model.save(memory, include_optimizer=average is None)
         if average is not None:
-            with h5py.File(temporary, "a") as f:
+            with h5py.File(memory, "a") as f:
                 f.attrs["avg100"] = average
+        if memory != temporary:
+            shutil.copyfile(memory, temporary)
         if os.path.exists(path):
             os.chmod(temporary, os.stat(path).st_mode & 0o7777)
         with open(temporary, "rb") as written:
@@ -1021,8 +1029,9 @@ def save_atomically(model, path, average=None):
         os.replace(temporary, path)
     finally:
         keras_log.setLevel(level)
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        for leftover in {memory, temporary}:
+            if os.path.exists(leftover):
+                os.remove(leftover)
 
 
 if __name__ == "__main__":

@@ -63,10 +63,11 @@ def test_the_best_network_survives_a_resumed_run_that_diverges(tmp_path, main):
     assert main("--play", 5, "--seed", 1, "--weights", best.name) == played
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A folder on a small tmpfs, holding an old weight file and filled to the last byte;
-    None where this machine lets no test mount one."""
+@pytest.fixture(params=[0, 20], ids=["filled to the last byte", "room for half a file"])
+def full_disk(tmp_path, request):
+    """A folder on a small tmpfs, holding an old weight file and filled up but for
+    request.param KB; None where this machine lets no test mount one. (HDF5, writing to a disk
+    that fills up half-way through a file, crashed the whole process.)"""
     disk = tmp_path / "disk"
     disk.mkdir()
     mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)],
@@ -82,6 +83,7 @@ def full_disk(tmp_path):
                     filler.write(b"\0" * 1024)
             except OSError as error:
                 assert error.errno == errno.ENOSPC
+        os.truncate(disk / "filler", os.path.getsize(disk / "filler") - request.param * 1024)
         yield disk
     finally:
         subprocess.run(["umount", str(disk)])
@@ -100,9 +102,12 @@ def test_a_full_disk_costs_no_training(tmp_path, cli, full_disk):
     fallback = tmp_path / "tmp" / next((tmp_path / "tmp").iterdir()).name
     assert str(fallback) in line and "was left as it was" in line
     assert (full_disk / "cartpole_weight.h5").read_bytes() == old
+    assert sorted(path.name for path in full_disk.iterdir()) == ["cartpole_weight.h5", "filler"]
     assert Agent(4, 2, str(fallback)).exploration_rate == 0.01, "the fallback loads"
 
 
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="HDF5 writes beside the file "
+                    "where there is no /dev/shm; the full-disk test above covers it")
 def test_a_save_that_fails_half_way_keeps_the_old_file_and_the_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(cartpole_dqn.tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -111,19 +116,20 @@ def test_a_save_that_fails_half_way_keeps_the_old_file_and_the_weights(tmp_path,
     agent.save_model()
     before = path.read_bytes()
     agent.brain.set_weights([w + 1 for w in agent.brain.get_weights()])
-    save = type(agent.brain).save
+    copy = shutil.copyfile
 
-    def dies_half_way(model, temporary, *args, **kwargs):
+    def dies_half_way(memory, temporary):   # the copy from memory to the disk
         if str(tmp_path / "tmp") in temporary:
-            return save(model, temporary, *args, **kwargs)
+            return copy(memory, temporary)
         with open(temporary, "wb") as f:
             f.write(before[: len(before) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(type(agent.brain), "save", dies_half_way)
+    monkeypatch.setattr(shutil, "copyfile", dies_half_way)
     with pytest.raises(SaveError, match="No space left on device") as error:
         agent.save_model()
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "temporary left"
+    assert not [p for p in os.listdir("/dev/shm") if p.startswith(".w.h5.")], "left in memory"
     [fallback] = (tmp_path / "tmp").iterdir()
     assert str(fallback) in str(error.value)
     for ours, kept in zip(agent.brain.get_weights(), weights_in(fallback)):
