@@ -449,7 +449,7 @@ class Progress:
         self.log = self.options.log and open(self.options.log, "w", newline="", buffering=1)
         if self.log:   # a row at a time, flushed, so that a run that is killed keeps its rows
             self.writer = csv.DictWriter(self.log, self.COLUMNS)
-            self.writer.writeheader()
+            self.log_row(dict(zip(self.COLUMNS, self.COLUMNS)))   # the header
         self.live = Live() if in_a_notebook() else None
         self.best_file = best_file(self.agent.weight_backup)
         self.best, self.best_weights = best_average(self.best_file), None
@@ -460,13 +460,32 @@ class Progress:
 
     def __exit__(self, kind, error, traceback):
         if self.log:
-            self.log.close()
+            self.close_log()
         if self.live and self.history:
             self.live.show(self.history, final=True)
-        if self.options.plot and self.history:
-            Curve().save(self.history, self.options.plot)
         if not isinstance(error, SaveError):   # after a failed save, its message comes first
             self.save_best()
+        try:
+            if self.options.plot and self.history:
+                Curve().save(self.history, self.options.plot)
+        except OSError as failure:
+            if not isinstance(error, SaveError):   # else the weights' line says more
+                raise SaveError(f"cannot write --plot {self.options.plot} "
+                                f"({cause(failure)})") from None
+
+    def log_row(self, row):
+        try:
+            self.writer.writerow(row)
+        except OSError as failure:   # a full disk, say: the run stops, as at a checkpoint
+            self.close_log()
+            raise SaveError(f"cannot write --log {self.options.log} ({cause(failure)}); "
+                            "the run stopped there") from None
+
+    def close_log(self):
+        try:
+            self.log.close()   # closed even when the last flush fails
+        except OSError:   # a row it could not write, which log_row reported
+            pass
 
     def step(self):
         self.steps += 1
@@ -481,9 +500,9 @@ class Progress:
                    seconds=time.perf_counter() - self.start, steps=self.steps)
         self.history.append(row)   # logged before it is shown: a line seen is a row kept
         if self.log:
-            self.writer.writerow({**row, "avg100": f"{row['avg100']:.2f}",
-                                  "exploration": f"{row['exploration']:.5f}",
-                                  "seconds": f"{row['seconds']:.3f}"})
+            self.log_row({**row, "avg100": f"{row['avg100']:.2f}",
+                          "exploration": f"{row['exploration']:.5f}",
+                          "seconds": f"{row['seconds']:.3f}"})
         if self.live:
             self.live.show(self.history)
         else:
@@ -852,7 +871,7 @@ class UsageError(Exception):
 
 
 class SaveError(Exception):
-    """The weights could not be written where asked."""
+    """A file of the run (the weights, --log, --plot) could not be written."""
 
 
 class WindowClosed(Exception):

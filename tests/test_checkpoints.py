@@ -86,7 +86,8 @@ def full_disk(tmp_path, request):
         os.truncate(disk / "filler", os.path.getsize(disk / "filler") - request.param * 1024)
         yield disk
     finally:
-        subprocess.run(["umount", str(disk)])
+        umount = subprocess.run(["umount", str(disk)], capture_output=True, text=True)
+    assert umount.returncode == 0, f"a file on the disk was left open: {umount.stderr}"
 
 
 def test_a_full_disk_costs_no_training(tmp_path, cli, full_disk):
@@ -104,6 +105,21 @@ def test_a_full_disk_costs_no_training(tmp_path, cli, full_disk):
     assert (full_disk / "cartpole_weight.h5").read_bytes() == old
     assert sorted(path.name for path in full_disk.iterdir()) == ["cartpole_weight.h5", "filler"]
     assert Agent(4, 2, str(fallback)).exploration_rate == 0.01, "the fallback loads"
+
+
+def test_a_full_disk_under_log_or_plot_is_one_line_too(tmp_path, main, full_disk):
+    if full_disk is None:
+        pytest.skip("mount -t tmpfs is not allowed here")
+    status, out, err = main("--weights", "w.h5", "--episodes", 3, "--seed", 0,
+                            "--log", full_disk / "log.csv", "--plot", full_disk / "curve.png")
+    line = one_line_error(status, out, err, code=74)
+    assert "No space left on device" in line
+    if line.startswith("error: cannot write --log"):   # not even the header: nothing trained
+        assert "Episode " not in out and not (tmp_path / "w.h5").exists()
+    else:   # the three rows, then the picture that does not fit; the weights are kept
+        assert line.startswith("error: cannot write --plot") and "Weights saved to w.h5" in out
+        assert len((full_disk / "log.csv").read_text().splitlines()) == 1 + 3
+        assert Agent(4, 2, str(tmp_path / "w.h5")).exploration_rate == 0.01
 
 
 @pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="HDF5 writes beside the file "
