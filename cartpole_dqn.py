@@ -13,10 +13,10 @@ import random
 import sys
 from collections import deque
 
-# Read by TensorFlow as it loads (a value you set wins): its own kernels, not oneDNN's, which
-# round differently on some CPUs, so that a seed takes one path everywhere; no INFO lines.
+# Not in the tutorial: read by TensorFlow as it loads (a value you set wins): its own kernels,
+# not oneDNN's, which round differently on some CPUs; and none of its lines but errors.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import gymnasium as gym  # Tutorial: `import gym`. Gymnasium is the maintained Gym.
 import keras
@@ -28,8 +28,7 @@ from keras.optimizers import Adam
 
 # 0# DQL Agent
 class Agent():
-    # Tutorial: `def __init__(self, state_size, action_size):`. Also the weight file (--weights),
-    # --fresh, and hyperparameters by name, as the flags give them.
+    # Tutorial: `def __init__(self, state_size, action_size):`. Also --weights, --fresh, the flags.
     def __init__(self, state_size, action_size, weight_backup="cartpole_weight.h5",
                  fresh=False, **hyperparameters):
         # 0# Global Parameters
@@ -45,6 +44,7 @@ class Agent():
         self.hidden_layers      = (24, 24)  # the hidden layers' sizes (--hidden)
         self.fresh              = fresh
         set_hyperparameters(self, hyperparameters)
+        read_network(self, hyperparameters)   # Not in the tutorial: the layers a file records
         self.brain              = self._build_model()
 
     def _build_model(self):
@@ -67,9 +67,8 @@ class Agent():
         return model
 
     def save_model(self):
-        # Tutorial: `self.brain.save(self.weight_backup)`. save() writes a new file and renames
-        # it over the old one, or, if it cannot, keeps the weights in the temporary folder.
-        save(self.brain, self.weight_backup)
+        # Tutorial: `self.brain.save(self.weight_backup)`. All or nothing, with the layers' sizes.
+        save(self.brain, self.weight_backup, self.hidden_layers)
 
     def act(self, state):
         # 4# Act: explore at random with probability exploration_rate; otherwise take the
@@ -202,7 +201,7 @@ def main(argv=None):
 # ==============================================================================
 # Beyond the tutorial
 # ==============================================================================
-import argparse, csv, inspect, io, re, signal, tempfile, threading, time  # noqa: E401,E402
+import argparse, csv, errno, inspect, io, re, signal, tempfile, threading, time  # noqa: E401,E402
 import tensorflow as tf  # noqa: E402
 
 
@@ -528,7 +527,7 @@ class Progress:
             brain, weights = self.agent.brain, self.agent.brain.get_weights()
             brain.set_weights(self.best_weights)
             try:
-                save(brain, self.best_file, average=self.best)
+                save(brain, self.best_file, self.agent.hidden_layers, average=self.best)
             finally:
                 brain.set_weights(weights)
             self.best_weights, self.best_saved = None, time.perf_counter()
@@ -551,12 +550,7 @@ def best_file(weights):
 
 def best_average(path):
     """The last-100 average a best file was saved with (a number in the file); -inf if none."""
-    import h5py   # Keras's own dependency
-    try:
-        with h5py.File(path, "r") as f:
-            return float(f.attrs["avg100"])
-    except (OSError, KeyError, ValueError):
-        return -np.inf
+    return float(file_record(path).get("avg100", -np.inf))
 
 
 class Curve:
@@ -645,10 +639,16 @@ class Live:
 
 # -- Watching, playing and recording ------------------------------------------------------------
 
-class Window(gym.Wrapper):
+class Window(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """The window (render_mode "human"), for --render or for the tutorial's render line once
     uncommented. Gymnasium draws each reset and step in it itself, at the game's 50 frames a
     second, from make() on; its close button stops the run."""
+
+    def __init__(self, env):
+        # Recorded as Gymnasium's own wrappers are, so that env.spec can make it again.
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+        self.metadata = {**env.metadata, "render_modes": ["human"]}   # it draws nothing else
 
     @staticmethod
     def mode(args, training=True):
@@ -746,12 +746,33 @@ def record_video(env, folder):
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")   # or SDL looks for a screen
     try:
-        return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: True,
-                                        name_prefix="cartpole")
+        return Recorder(env, folder, episode_trigger=lambda episode: True, name_prefix="cartpole")
     except gym.error.DependencyNotInstalled:
         raise UsageError("--video needs moviepy: pip install moviepy") from None
     except OSError as error:
         raise UsageError(f"--video {folder}: {error.strerror}") from None
+
+
+class Recorder(gym.wrappers.RecordVideo):
+    """Gymnasium's RecordVideo, but a video that cannot be written (a full disk) is one line, not
+    moviepy's traceback, and leaves no broken file. It records frames, so its mode is rgb_array."""
+
+    def __init__(self, env, *args, **kwargs):
+        super().__init__(env, *args, **kwargs)
+        self.metadata = {**self.metadata, "render_modes": ["rgb_array"]}
+
+    def stop_recording(self):
+        path = os.path.join(self.video_folder, f"{self._video_name}.mp4")
+        try:
+            super().stop_recording()
+        except OSError as error:   # ffmpeg's own message names the cause, in its text only
+            self.recorded_frames, self.recording = [], False
+            if os.path.exists(path):
+                os.remove(path)
+            reason = next((os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                          errno.EACCES, errno.EIO)
+                           if os.strerror(code) in str(error)), "ffmpeg could not write it")
+            raise SaveError(f"cannot write the video {path} ({reason})") from None
 
 
 # -- The command line ---------------------------------------------------------------------------
@@ -883,37 +904,63 @@ class Terminated(BaseException):
     Exception` on the way up swallows it."""
 
 
-# Each way a run can end early, and its exit status (README, "What happens when..."). A
-# broken pipe: whatever read the output has gone (`| head`), as SIGPIPE ends shell tools.
-ENDINGS = {UsageError: 2, SaveError: 74, WindowClosed: 0,
-           KeyboardInterrupt: 130, Terminated: 143, BrokenPipeError: 141}
+class HangUp(BaseException):
+    """The terminal closed, or an SSH session dropped (SIGHUP), as Terminated is."""
+
+
+# Each way a run can end early, and its exit status (docs/when-things-go-wrong.md). A broken
+# pipe: whatever read the output has gone (`| head`), as SIGPIPE ends shell tools. Out of
+# memory: a network too large to build (--hidden 100000 100000), found before training.
+ENDINGS = {UsageError: 2, MemoryError: 2, tf.errors.ResourceExhaustedError: 2, SaveError: 74,
+           WindowClosed: 0, KeyboardInterrupt: 130, HangUp: 129, Terminated: 143,
+           BrokenPipeError: 141}
 
 
 def end(ending):
     """The exit status for an ending; an error's one line goes to stderr first."""
     if isinstance(ending, BrokenPipeError):   # nobody to tell, and nothing left to flush there
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence(sys.stdout)
+    elif isinstance(ending, (MemoryError, tf.errors.ResourceExhaustedError)):
+        shape = re.search(r"shape ?(\[[\d, ]+\])", str(ending))   # TensorFlow's text says it
+        print("error: the network does not fit in this machine's memory"
+              + (f" (a tensor of shape {shape.group(1)})" if shape else "")
+              + ": ask for smaller hidden layers (--hidden)", file=sys.stderr)
     elif isinstance(ending, Exception) and str(ending):
         print(f"error: {ending}", file=sys.stderr)
     return next(status for kind, status in ENDINGS.items() if isinstance(ending, kind))
 
 
+def silence(*streams):
+    """Send what is still written to these streams nowhere: their reader has gone."""
+    for stream in streams:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):   # no file behind it (a notebook's stream)
+            pass
+
+
 class Stop:
-    """Ctrl-C (SIGINT) and `kill` (SIGTERM), acted on between two steps.
+    """Ctrl-C (SIGINT), `kill` (SIGTERM) and a closed terminal (SIGHUP), acted on between two
+    steps.
 
     A handler runs wherever Python is when the signal lands, often inside TensorFlow or h5py,
     which turn an exception raised there into another. So the handler only notes the signal,
     and check(), called between steps, raises it from our own code; the tutorial's `finally`
     then saves. A signal noted during the save is raised when the block ends. `with Stop():`
     takes the signals for the block and gives them back after it, so that a notebook's stop
-    button acts as Ctrl-C; it also takes Ctrl-C back from a shell that ignored it for `&`.
+    button acts as Ctrl-C; it also takes Ctrl-C back from a shell that ignored it for `&`, but
+    leaves SIGHUP ignored where `nohup` asked for that.
     """
-    EXCEPTIONS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
+    HANG_UP = getattr(signal, "SIGHUP", None)   # not on Windows
+    EXCEPTIONS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated,
+                  **({HANG_UP: HangUp} if HANG_UP else {})}
     noted = None     # the first signal that landed and has not been raised yet
 
     @classmethod
     def note(cls, signum, frame):
         cls.noted = cls.noted or signum
+        if signum == cls.HANG_UP:   # no terminal left: a line printed there would fail (EIO)
+            silence(sys.stdout, sys.stderr)
 
     @classmethod
     def check(cls):
@@ -924,7 +971,9 @@ class Stop:
     def __enter__(self):
         self.previous = {}
         if threading.current_thread() is threading.main_thread():   # only it may take signals
-            self.previous = {signum: signal.signal(signum, Stop.note) for signum in self.EXCEPTIONS}
+            nohup = self.HANG_UP and signal.getsignal(self.HANG_UP) == signal.SIG_IGN
+            self.previous = {signum: signal.signal(signum, Stop.note) for signum in self.EXCEPTIONS
+                             if not (nohup and signum == self.HANG_UP)}
         if Stop.noted:   # it landed while the model was built, say: before any training
             print("Stopped before it started: nothing was trained or written", flush=True)
             Stop.check()
@@ -977,32 +1026,98 @@ def check_file(flag, path, example, write=True):
         raise UsageError(f"{flag} {path}: cannot write in {folder}: {error.strerror}") from None
 
 
+def read_network(agent, hyperparameters):
+    """Take the hidden layers that a weight file of this script records, so that every file
+    plays and resumes with no flag but --weights; a --hidden that asks for others stops in one
+    line. The file records the sizes that went into _build_model's loop, not the shapes of its
+    numbers, so a layer a learner added after the loop is built by the learner's own line.
+    A file with no record (the tutorial's own, or an older one) keeps the sizes as they are."""
+    if agent.fresh or not os.path.isfile(agent.weight_backup):
+        return
+    recorded = file_record(agent.weight_backup).get("hidden_layers")
+    if recorded is None:
+        return
+    recorded, asked = tuple(int(units) for units in recorded), hyperparameters.get("hidden_layers")
+    if asked is not None and tuple(asked) != recorded:
+        sizes = " ".join(map(str, recorded))
+        raise UsageError(f"{agent.weight_backup} holds a network with hidden layers {sizes}, and "
+                         f"this run asks for {' '.join(map(str, asked))}: leave it as it is and "
+                         "train another file (--weights PATH), train this one afresh (--fresh), "
+                         f"or ask for its layers (--hidden {sizes})")
+    agent.hidden_layers = recorded
+
+
+def file_record(path):
+    """What this script records in a weight file, as HDF5 attributes (numbers only): the hidden
+    layers' sizes and, in a best file, its last-100 average. {} where there is none."""
+    import h5py   # Keras's own dependency
+    try:
+        with h5py.File(path, "r") as f:
+            return {name: f.attrs[name] for name in ("hidden_layers", "avg100") if name in f.attrs}
+    except (OSError, ValueError):   # no file, or not HDF5: load_weights says which
+        return {}
+
+
 def load_weights(model, path):
-    """model.load_weights(path), or one line that says why not. It reads numbers only, never
-    builds a model from the file, so a weight file cannot run code."""
+    """model.load_weights(path), or one line that says what is wrong with the file. It reads
+    numbers only, never builds a model from the file, so a weight file cannot run code."""
     try:
         model.load_weights(path)
     except (OSError, ValueError, KeyError) as error:
-        reason = str(error).split(".")[0].strip() or type(error).__name__
-        raise UsageError(f"cannot load {path}: {reason}. It was left as it is. A network "
-                         "trained with other layers loads with the same --hidden or --recipe; "
-                         "--fresh trains from scratch; --weights PATH takes another file") from None
+        raise UsageError(f"cannot load {path}: {what_is_wrong(model, path, error)}. It was left "
+                         "as it is; --fresh trains a new network over it, --weights PATH takes "
+                         "another file") from None
 
 
-def save(model, path, average=None):
-    """model.save(path), all or nothing; a best network keeps its average in the file.
+def what_is_wrong(model, path, error):
+    """Why a weight file does not load into model, in a few words."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            weights = f.get("model_weights", f)
+            theirs = [weights[layer][name].shape for layer in weights.attrs["layer_names"]
+                      for name in weights[layer].attrs["weight_names"]]
+            recorded = "hidden_layers" in f.attrs
+    except OSError as failure:   # h5py's messages run to several lines
+        return "it is cut short (truncated)" if "truncated" in str(failure) else (
+            "it is not an HDF5 file")
+    except (KeyError, ValueError):
+        return "it holds no Keras weights"
+    theirs, ours = layers(theirs), layers([weight.shape for weight in model.weights])
+    if (theirs[0], theirs[-1]) != (ours[0], ours[-1]):
+        return (f"its network takes {theirs[0]} numbers and gives {theirs[-1]}, where CartPole's "
+                f"takes {ours[0]} and gives {ours[-1]}")
+    hidden = " ".join(map(str, theirs[1:-1]))
+    if recorded:
+        return (f"its hidden layers are {hidden}, and _build_model now builds "
+                f"{' '.join(map(str, ours[1:-1]))}")
+    if theirs != ours:
+        return (f"its hidden layers are {hidden}; it does not record them, as files of this "
+                f"script do, so give the ones it was trained with (--hidden {hidden})")
+    return str(error).split(".")[0].strip() or type(error).__name__
+
+
+def layers(shapes):
+    """A network's sizes from its weights' shapes: its input, then each layer's units."""
+    kernels = [shape for shape in shapes if len(shape) == 2]
+    return [kernels[0][0], *(kernel[1] for kernel in kernels)] if kernels else [0]
+
+
+def save(model, path, hidden_layers, average=None):
+    """model.save(path), all or nothing, recording the hidden layers' sizes in the file (see
+    read_network); a best network keeps its average there too.
 
     Where path cannot be written (a full disk, a folder removed or made read-only), the
     weights go to the temporary folder, path is left as it was, and SaveError says where they
     are: no training is lost.
     """
     try:
-        save_atomically(model, path, average)
+        save_atomically(model, path, hidden_layers, average)
     except OSError as error:
         stem, extension = os.path.splitext(os.path.basename(path))
         fallback = os.path.join(tempfile.gettempdir(), f"{stem}-{os.getpid()}{extension}")
         try:
-            save_atomically(model, fallback, average)
+            save_atomically(model, fallback, hidden_layers, average)
         except OSError as second:
             raise SaveError(f"cannot write {path} ({cause(error)}) nor {fallback} "
                             f"({cause(second)}): these weights are lost; {path} was left "
@@ -1016,7 +1131,7 @@ def cause(error):
     return os.strerror(error.errno) if error.errno else str(error).split("(")[0].strip()
 
 
-def save_atomically(model, path, average=None):
+def save_atomically(model, path, hidden_layers, average=None):
     """Write the weights beside path, flush them to disk, then rename the new file over path:
     a run killed at any moment leaves the old file or the new one, never half of one. The file
     keeps its mode, and through a symbolic link the file it points to is the one updated."""
@@ -1036,8 +1151,9 @@ def save_atomically(model, path, average=None):
         # tutorial's name on purpose, and only its weights are read back.
         keras_log.setLevel(logging.ERROR)
         model.save(memory, include_optimizer=average is None)
-        if average is not None:
-            with h5py.File(memory, "a") as f:
+        with h5py.File(memory, "a") as f:
+            f.attrs["hidden_layers"] = np.asarray(hidden_layers, np.int64)
+            if average is not None:
                 f.attrs["avg100"] = average
         if memory != temporary:
             shutil.copyfile(memory, temporary)

@@ -65,10 +65,10 @@ def train(seed, args, out, cpu):
     return read_log(log)
 
 
-def play(seed, out, flags, cpu):
-    """100 greedy games with the weights saved; the training's flags give the network."""
+def play(seed, out, cpu):
+    """100 greedy games with the weights saved (the file records its network)."""
     result = subprocess.run(
-        [sys.executable, SCRIPT, *flags, "--play", "100", "--seed", str(1000 + seed),
+        [sys.executable, SCRIPT, "--play", "100", "--seed", str(1000 + seed),
          "--weights", weights(out, seed)],
         capture_output=True, text=True, env=quiet_env(), check=True, preexec_fn=pin(cpu))
     return float(re.search(r"Mean score over 100 games: ([\d.]+)", result.stdout).group(1))
@@ -224,7 +224,7 @@ def main():
         try:
             say(f"seed {seed}: training" + (f" on CPU {cpu}" if cpu is not None else ""))
             rows = train(seed, args, args.out, cpu)
-            result = summarise(seed, rows, play(seed, args.out, args.flags, cpu))
+            result = summarise(seed, rows, play(seed, args.out, cpu))
             # The whole run's too, for a seed that never solved (benchmarks/odds.py).
             result["seconds"], result["steps"] = float(rows[-1]["seconds"]), int(rows[-1]["steps"])
             result["episodes"] = len(rows)

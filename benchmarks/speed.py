@@ -99,7 +99,8 @@ def keeping(agent):
     intervals at which they happen."""
     folder = tempfile.mkdtemp()
     checkpoint = median_ms(lambda: agent.save_model(), 20)
-    best = median_ms(lambda: save(agent.brain, os.path.join(folder, "w.best.h5"), 100.0), 20)
+    best = median_ms(lambda: save(agent.brain, os.path.join(folder, "w.best.h5"),
+                                    agent.hidden_layers, 100.0), 20)
     scores = np.random.default_rng(0).integers(8, 500, 1000)   # a noisy run's scores
     history = [dict(episode=i, score=int(scores[i]), exploration=0.995 ** i,
                     avg100=float(np.mean(scores[max(0, i - 99):i + 1])))

@@ -170,10 +170,10 @@ def test_a_folder_replaced_during_the_run_and_a_fallback_that_fails_too(tmp_path
 def test_a_full_disk_at_a_checkpoint_is_one_line_and_status_74(main, tmp_path, monkeypatch):
     monkeypatch.setattr(cartpole_dqn.tempfile, "tempdir", str(tmp_path))
 
-    def full(model, path, average=None):
+    def full(model, path, hidden_layers, average=None):
         if "fallback" not in os.path.abspath(path):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return save_atomically(model, path, average)
+        return save_atomically(model, path, hidden_layers, average)
     save_atomically = cartpole_dqn.save_atomically
     monkeypatch.setattr(cartpole_dqn, "save_atomically", full)
     monkeypatch.setattr(cartpole_dqn.tempfile, "tempdir", str(tmp_path / "fallback"))

@@ -167,20 +167,15 @@ def test_the_average_is_over_the_last_100_episodes_and_solved_needs_100(capsys):
         capsys.readouterr().out)
 
 
-def test_a_network_of_other_sizes_resumes_and_plays_with_its_flags_and_says_so_without(
-        main, tmp_path):
+def test_a_network_of_other_sizes_resumes_and_plays_with_no_flag(main, tmp_path):
+    # The file records the sizes it was built with (issue 24): no --hidden needed after.
     status, out, err = main("--agent", "target", "--hidden", 32, 16, "--episodes", 3, "--seed", 0)
     assert status == 0, err
-    assert main("--agent", "target", "--hidden", 32, 16, "--episodes", 2, "--seed", 0)[0] == 0
-    status, out, err = main("--play", 2, "--seed", 0, "--video", "videos", "--hidden", 32, 16)
-    assert status == 0, err
+    assert main("--agent", "target", "--episodes", 2, "--seed", 0)[0] == 0
+    status, out, err = main("--play", 2, "--seed", 0, "--video", "videos")
+    assert status == 0 and err == "", err
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2
-    before = (tmp_path / "cartpole_weight.h5").read_bytes()
-    for args in (["--play", 1], ["--episodes", 1]):
-        status, out, err = main(*args)
-        assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
-        assert "loads with the same --hidden or --recipe" in err
-    assert (tmp_path / "cartpole_weight.h5").read_bytes() == before
+    assert main("--episodes", 1)[0] == 0, "the tutorial's agent resumes it too"
     assert main("--episodes", 1, "--fresh")[0] == 0
 
 
