@@ -254,6 +254,7 @@ class TargetAgent(Agent):
         self.double     = False   # --double: Double DQN targets
         self.n_step     = 1       # --n-step: rewards summed before the bootstrap
         self.exploration_steps = None   # --exploration-steps: a straight decay over N steps
+        self.fit_batch_size = 32  # --fit-batch-size: samples per gradient step, fit(batch_size=32)
         self.steps      = 0       # environment steps remembered so far
         # The second source's gamma and memory; its epsilon values are the tutorial's.
         super().__init__(state_size, action_size, weight_backup, fresh,
@@ -309,8 +310,9 @@ class TargetAgent(Agent):
         target_qs = tf.tensor_scatter_nd_update(self.brain(states), rows, targets)
         # Source: `fit(states, target_qs, epochs=1, verbose=0, batch_size=32)`. Its shuffle
         # draws the halves at random; the sample is in random order already.
-        for start in range(0, sample.shape[0], 32):
-            self.brain.train_step((states[start:start + 32], target_qs[start:start + 32]))
+        size = self.fit_batch_size
+        for start in range(0, sample.shape[0], size):
+            fast(self).train_step(states[start:start + size], target_qs[start:start + size])
         if self.tau < 1:   # a soft update: the target network trails the brain smoothly
             soft_update(self.target_brain, self.brain, tau)
 
@@ -358,40 +360,49 @@ class FastBrain:
 
     predict() runs the brain's Dense layers in NumPy on a copy of its weights. fit() runs the
     brain's own train_step (its loss, its optimizer) traced once into a TensorFlow graph, which
-    also hands back the new weights for the copy. The copy follows any other change: a training
-    step of Keras's own (a learner's brain.fit) moves the optimizer's step count, which
-    predict() checks; set_weights and load_weights call each weight's assign(), which FastBrain
-    wraps to hear of it. Another kind of layer is predicted by Keras: the same, only slower.
+    also hands back the new weights for the copy. The copy follows any other change, each through
+    a method FastBrain wraps to hear of it: set_weights and load_weights call each weight's
+    assign(); Keras's own training is a learner's brain.fit or train_on_batch, or an
+    optimizer.apply of their own. Another kind of layer is predicted by Keras: the same, slower.
     """
     ACTIVATIONS = {"linear": lambda x: x, "relu": lambda x: np.maximum(x, 0),
                    "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x))}
 
     def __init__(self, model):
-        self.model, self.graphs, self.copy, self.seen = model, {}, None, None
+        self.model, self.graphs, self.copy, self.heard, self.adam = model, {}, None, None, False
         for weight in model.weights:
             weight.assign = self.noting(weight.assign)
+        model.fit, model.train_on_batch = self.noting(model.fit), self.noting(model.train_on_batch)
         self.layers = [(self.ACTIVATIONS.get(keras.activations.serialize(layer.activation)),
                         layer.use_bias) if isinstance(layer, Dense) else (None, None)
                        for layer in model.layers]
         if not all(activation for activation, _ in self.layers) or not self.agrees_with_keras():
             self.layers = None
 
-    def noting(self, assign):
-        def assign_and_note(value):
-            self.copy = None
-            return assign(value)
-        return assign_and_note
+    def noting(self, method):
+        """method, after which the copy is taken anew."""
+        def call_and_note(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.copy = None
+        return call_and_note
 
-    def steps(self):
+    def hear_the_optimizer(self):
+        """Wrap apply() of the brain's optimizer, a new one too (compile): reading its step count
+        at each predict instead would cost more than the predict itself."""
         optimizer = self.model.optimizer
-        return optimizer and (id(optimizer), int(optimizer.iterations))
+        if optimizer is not self.heard:
+            if optimizer is not None:
+                optimizer.apply = self.noting(optimizer.apply)
+            self.heard, self.copy = optimizer, None
 
     def predict(self, state):
         if self.layers is None:
             return self.model.predict_on_batch(state)
-        steps = self.steps()
-        if self.copy is None or self.seen != steps:
-            self.copy, self.seen = self.model.get_weights(), steps
+        self.hear_the_optimizer()
+        if self.copy is None:
+            self.copy = self.model.get_weights()
         output, weights = state, iter(self.copy)
         for activation, use_bias in self.layers:
             output = dense(output, next(weights))
@@ -407,7 +418,47 @@ class FastBrain:
         self.run(self.train_step, states, target_f)
 
     def train_step(self, states, target_f):
-        self.model.train_step((states, target_f))
+        if self.adam:   # decided by run(), before it traces this
+            self.adam_step(states, target_f)
+        else:
+            self.model.train_step((states, target_f))
+
+    def plain_adam(self):
+        """Keras's Adam as compile() makes it, with nothing added (a schedule, clipping, weight
+        decay, AMSGrad, EMA, loss scaling, accumulation), its two slots a weight after its step
+        count and learning rate, as Adam.build() adds them."""
+        optimizer, weights = self.model.optimizer, self.model.trainable_variables
+        config = optimizer.get_config()
+        if type(optimizer) is not keras.optimizers.Adam or optimizer.amsgrad or any(
+                config.get(name) for name in ("use_ema", "weight_decay", "clipnorm", "clipvalue",
+                                              "global_clipnorm", "loss_scale_factor",
+                                              "gradient_accumulation_steps")):
+            return False
+        slots = list(zip(optimizer.variables[2::2], optimizer.variables[3::2]))
+        return isinstance(config["learning_rate"], float) and len(slots) == len(weights) and all(
+            m.shape == v.shape == w.shape and m.name.endswith("momentum")
+            and v.name.endswith("velocity") for w, (m, v) in zip(weights, slots))
+
+    def adam_step(self, states, target_f):
+        """model.train_step's gradient step, with Adam's update as TensorFlow's own Adam kernel,
+        one per weight, where Keras runs some twenty small ops per weight: the same formula, a
+        third of a fit's time saved. The kernel rounds 1 - beta_1 from float32, Keras from
+        float64, so the weights agree with Keras's to about 1e-7 (tests check them)."""
+        model, optimizer = self.model, self.model.optimizer
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(x=states, y=target_f, y_pred=model(states, training=True),
+                                      training=True)
+        weights, slots = model.trainable_variables, optimizer.variables[2:]
+        step = tf.cast(optimizer.iterations.value + 1, tf.float32)
+        beta_1, beta_2 = (tf.cast(b, tf.float32) for b in (optimizer.beta_1, optimizer.beta_2))
+        for weight, gradient, m, v in zip(weights, tape.gradient(loss, weights), slots[::2],
+                                          slots[1::2]):
+            tf.raw_ops.ResourceApplyAdam(
+                var=weight.value.handle, m=m.value.handle, v=v.value.handle,
+                beta1_power=beta_1 ** step, beta2_power=beta_2 ** step,
+                lr=tf.cast(optimizer.learning_rate, tf.float32), beta1=beta_1, beta2=beta_2,
+                epsilon=tf.cast(optimizer.epsilon, tf.float32), grad=gradient)
+        optimizer.iterations.assign_add(1)
 
     def run(self, function, *inputs, static=()):
         """function(*inputs, *static) as a TensorFlow graph, traced the first time for each
@@ -418,14 +469,15 @@ class FastBrain:
         if key not in self.graphs:
             if not optimizer.built:   # a graph cannot create the optimizer's variables
                 optimizer.build(self.model.trainable_variables)
+            self.adam = self.plain_adam()
 
             def graph(*tensors):
                 function(*tensors, *static)
-                return [optimizer.iterations.value, *(w.value for w in self.model.weights)]
+                return [w.value for w in self.model.weights]
             self.graphs[key] = tf.function(graph).get_concrete_function(
                 *[tf.TensorSpec(np.shape(x), x.dtype) for x in inputs])
-        steps, *weights = self.graphs[key](*map(tf.constant, inputs))
-        self.copy, self.seen = [w.numpy() for w in weights], (id(optimizer), int(steps))
+        weights = self.graphs[key](*map(tf.constant, inputs))
+        self.copy = [w.numpy() for w in weights]
 
 
 def dense(inputs, kernel):
@@ -784,10 +836,10 @@ RUN_DEFAULTS = {"tutorial": dict(episodes=10000, batch_size=32, train_every="epi
 # The recipe (README, "Recipe"): the target agent with the changes that made it solve
 # CartPole-v1 on every seed we tried, each measured in benchmarks/ablation.sh.
 RECIPE = ("--agent target --hidden 64 64 --tau 0.1 --double --exploration-steps 5000 "
-          "--n-step 5 --gamma 0.995 --train-every 4 --batch-size 128")
+          "--n-step 5 --gamma 0.995 --train-every 8 --batch-size 128 --fit-batch-size 64")
 AGENT_FLAGS = ["gamma", "learning_rate", "memory_size", "exploration_decay", "exploration_min",
                "hidden_layers"]
-TARGET_ONLY = ["sync_every", "tau", "double", "exploration_steps", "n_step"]
+TARGET_ONLY = ["sync_every", "tau", "double", "exploration_steps", "n_step", "fit_batch_size"]
 
 
 def hyperparameters(args):
@@ -847,25 +899,28 @@ def parse_args(argv=None):
     add("--plot", metavar="PNG", help="write a learning curve at the end")
     knob = parser.add_argument_group("hyperparameters", "Each defaults to the value in the "
                                      "chosen agent's source.").add_argument
-    knob("--gamma", type=bounded(float, 0, 1), help="discount rate")
-    knob("--learning-rate", type=bounded(float, 1e-9, 1), help="Adam's step size")
-    knob("--batch-size", type=bounded(int, 1), help="samples per replay")
-    knob("--memory-size", type=bounded(int, 1), help="transitions remembered")
-    knob("--exploration-decay", type=bounded(float, 0, 1), help="factor per decay")
-    knob("--exploration-min", type=bounded(float, 0, 1), help="floor of the exploration rate")
+    knob("--gamma", type=bounded(float, 0, 1), metavar="G", help="discount rate")
+    knob("--learning-rate", type=bounded(float, 1e-9, 1), metavar="LR", help="Adam's step size")
+    knob("--batch-size", type=bounded(int, 1), metavar="N", help="samples per replay")
+    knob("--memory-size", type=bounded(int, 1), metavar="N", help="transitions remembered")
+    knob("--exploration-decay", type=bounded(float, 0, 1), metavar="D", help="factor per decay")
+    knob("--exploration-min", type=bounded(float, 0, 1), metavar="E",
+         help="floor of the exploration rate")
     knob("--train-every", type=replay_interval, metavar="{step,episode,N}",
          help="replay after every step, N steps or episode (default: episode; target: step)")
     knob("--hidden", dest="hidden_layers", type=bounded(int, 1), nargs="+", metavar="N",
-         help="hidden layer sizes (default: 24 24; give the same to resume or play a file)")
+         help="hidden layer sizes (default: 24 24, or those the weight file records)")
     knob = parser.add_argument_group("target agent only").add_argument
     knob("--sync-every", type=bounded(int, 1), metavar="N",
          help="copy the brain to the target network every N episodes (default 10)")
-    knob("--tau", type=bounded(float, 1e-6, 1), help="below 1: instead, move the target network "
-                                                    "this share of the way after every replay")
+    knob("--tau", type=bounded(float, 1e-6, 1), metavar="T", help="below 1: instead, move the "
+         "target network this share of the way after every replay")
     knob("--double", action="store_true", default=None, help="Double DQN targets")
     knob("--n-step", type=bounded(int, 1), metavar="N", help="learn from N-step returns")
     knob("--exploration-steps", type=bounded(int, 1), metavar="N",
          help="decay exploration in a straight line to its floor over N steps")
+    knob("--fit-batch-size", type=bounded(int, 1), metavar="N",
+         help="samples per gradient step of a replay (default 32, the source's fit)")
     argv = sys.argv[1:] if argv is None else [str(word) for word in argv]
     args = parser.parse_args(argv)
     if args.recipe and args.agent == "tutorial":
@@ -1169,5 +1224,24 @@ def save_atomically(model, path, hidden_layers, average=None):
                 os.remove(leftover)
 
 
+def keep_to_one_cpu():
+    """The command line's run on the CPU it is on, TensorFlow's threads with it, and one thread
+    for a graph's ops and one for an op's own work. TensorFlow runs each graph on a thread of
+    its own while the caller waits: on another CPU, waking it costs more than a small network's
+    maths, thousands of times a run (docs/speed.md). The same sums, so the same run. Called
+    before TensorFlow starts its threads; a notebook's kernel is not the script's to pin."""
+    if not hasattr(os, "sched_setaffinity"):   # Linux only; elsewhere the system's default
+        return
+    try:
+        if len(os.sched_getaffinity(0)) > 1:
+            with open("/proc/self/stat") as stat:   # field 39: the CPU it last ran on
+                os.sched_setaffinity(0, {int(stat.read().rsplit(")", 1)[1].split()[36])})
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except (OSError, ValueError, IndexError, RuntimeError):   # no /proc; TensorFlow started
+        pass
+
+
 if __name__ == "__main__":
+    keep_to_one_cpu()
     sys.exit(main())

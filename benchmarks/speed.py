@@ -22,8 +22,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-# First, so that TensorFlow loads with the script's settings, as in a run.
-from cartpole_dqn import Agent, CartPole, Curve, parse_args, save  # noqa: E402
+# First, so that TensorFlow loads with the script's settings, and runs on one CPU, as a run
+# from the command line does (keep_to_one_cpu), before it starts its threads.
+from cartpole_dqn import Agent, CartPole, Curve, keep_to_one_cpu, parse_args, save  # noqa: E402
+keep_to_one_cpu()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -89,8 +91,9 @@ def recipe():
     steps, seconds = history[-1]["steps"], history[-1]["seconds"]
     agent = run.agent
     replay = median_ms(lambda: agent.replay(run.sample_batch_size), 500)
+    steps_per_replay = -(-run.sample_batch_size // agent.fit_batch_size)
     print(f"recipe: replay({run.sample_batch_size}) {replay:.3f} ms "
-          f"({run.sample_batch_size // 32} gradient steps); a training run of 150 episodes: "
+          f"({steps_per_replay} gradient steps); a training run of 150 episodes: "
           f"{steps} steps in {seconds:.1f} s, {steps / seconds:.0f} steps/s")
 
 

@@ -23,7 +23,7 @@ def simulated_cpus():
                  TF_ENABLE_ONEDNN_OPTS="0")]
 
 
-def test_the_same_seed_takes_the_same_path_on_every_cpu(tmp_path):
+def test_the_same_seed_takes_the_same_path_on_every_cpu(tmp_path, main):
     # Measured here: with NumPy's @ in the forward pass, the simulated CPUs' last bits
     # differed (BLAS kernels add in other orders), and seed 0 took another path from episode
     # 1263 on; on AVX-512 CPUs, TensorFlow's oneDNN default alone changes the weights within
@@ -37,7 +37,29 @@ def test_the_same_seed_takes_the_same_path_on_every_cpu(tmp_path):
             cwd=tmp_path, env=cli_env(**env), capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         runs.append((episode_scores(result.stdout), weights_in(tmp_path / f"w{i}.h5")))
+    # And in this process, where TensorFlow runs with its own threads on every CPU, as in a
+    # notebook (the command line keeps to one CPU and one thread: keep_to_one_cpu).
+    status, out, err = main("--episodes", 20, "--seed", 0, "--fresh", "--weights", "here.h5")
+    assert status == 0, err
+    runs.append((episode_scores(out), weights_in(tmp_path / "here.h5")))
     (scores, weights), *others = runs
     for other_scores, other_weights in others:
         assert other_scores == scores
         assert all(np.array_equal(a, b) for a, b in zip(weights, other_weights))
+
+
+def test_the_command_line_keeps_to_one_cpu_and_one_thread_each():
+    # A graph's ops wait on another CPU's thread otherwise (docs/speed.md). What a run from the
+    # command line does before TensorFlow starts its threads, in a fresh process.
+    import os
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        import pytest
+        pytest.skip("one CPU here: nothing to keep to")
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); import cartpole_dqn as d; "
+            "d.keep_to_one_cpu(); import tensorflow as tf; tf.constant(1.0) + 1; "
+            "threads = tf.config.threading; print(len(os.sched_getaffinity(0)), "
+            "threads.get_inter_op_parallelism_threads(), "
+            "threads.get_intra_op_parallelism_threads())")
+    result = subprocess.run([sys.executable, "-c", code, str(SCRIPT.parent)], env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["1", "1", "1"], result.stderr
