@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# The README's Results table: each row is benchmarks/solve.py on seeds 0-4,
-# 500 episodes and 60 s of training per seed, two seeds at a time, each on its
-# own core. The rows start from the two sources as written, then add the
-# recipe's changes to the second source one at a time. (The README's figures for
-# gradient clipping and Huber loss came from an earlier version of the script,
-# commit e3b424f, which had flags for them.) Usage: bash benchmarks/ablation.sh [SUMMARY.md]
+# docs/results.md's "What each change buys": each row is benchmarks/solve.py on seeds
+# 0-4, 500 episodes and 60 s of training per seed, two seeds at a time, each on its own
+# core. The rows start from the two sources as written, then add the recipe's changes to
+# the second source one at a time. Usage: bash benchmarks/ablation.sh [SUMMARY.md]
 set -euo pipefail
 cd "$(dirname "$0")"
 summary=${1:-runs/ablation.md}
@@ -29,4 +27,4 @@ source="$source --n-step 5"
 run "+ 5-step returns" $source
 source="$source --gamma 0.995"
 run "+ gamma 0.995" $source
-run "+ a replay of 128 every 4 steps (the recipe)" --recipe
+run "+ a replay of 128 every 8 steps, two gradient steps of 64 (the recipe)" --recipe

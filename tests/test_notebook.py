@@ -41,7 +41,7 @@ def test_the_notebook_runs_top_to_bottom_with_live_curves_and_a_video(tmp_path, 
     # seconds of training, so that the curve is redrawn while the cells run.
     (tmp_path / "docs").mkdir()
     shutil.copy(ROOT / "cartpole_dqn.py", tmp_path)
-    for name, value in cli_env(CARTPOLE_EPISODES="101", SDL_VIDEODRIVER="dummy").items():
+    for name, value in cli_env(CARTPOLE_EPISODES="151", SDL_VIDEODRIVER="dummy").items():
         monkeypatch.setenv(name, value)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = CountingClient(notebook, timeout=600, kernel_name="python3",
