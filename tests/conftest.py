@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 import cartpole_dqn  # noqa: E402
 
 # Settings that would make a run differ from a user's: the script chooses these.
-USER_CHOICES = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+USER_CHOICES = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")
 
 
 @pytest.fixture(autouse=True)
