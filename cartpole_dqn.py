@@ -1,8 +1,8 @@
 """Deep Q-Learning on CartPole, with Keras and Gymnasium.
 
 The tutorial "My Journey Into Deep Q-Learning with Keras and Gym" (in Korean, "Keras 와 Gym 과
-함께하는 Deep Q-Learning 을 향한 여행", Keras Korea, 2018) on today's libraries: its Agent and
-CartPole first, in its order, a "Tutorial:" comment on each line that had to change.
+함께하는 Deep Q-Learning 을 향한 여행", Keras Korea, 2018) on the latest libraries: its Agent and
+CartPole first, in its order. "Tutorial:" marks a changed line, "Not in the tutorial:" an added one.
 
     python cartpole_dqn.py               # train; it resumes from cartpole_weight.h5
     python cartpole_dqn.py --render      # watch it learn (or uncomment self.env.render())
@@ -106,7 +106,7 @@ class Agent():
         if self.exploration_rate > self.exploration_min:
             self.exploration_rate *= self.exploration_decay
 
-    # Beyond the tutorial: brain.predict and brain.fit set up a whole Keras loop at each call,
+    # Not in the tutorial: brain.predict and brain.fit set up a whole Keras loop at each call,
     # tens of milliseconds for one state. These two do the same maths without it (FastBrain).
     def predict(self, state):
         """self.brain.predict(state): the brain's layers, run in NumPy."""
@@ -122,8 +122,7 @@ class Agent():
 
 # 1# main() function
 class CartPole:
-    # Tutorial: `def __init__(self):`, with every value written in. The flags carry them, and
-    # their defaults are the tutorial's (see parse_args).
+    # Tutorial: `def __init__(self):`, its values written in. Flags carry them now (parse_args).
     def __init__(self, args=None):
         args = args or parse_args([])
         self.sample_batch_size = args.batch_size
@@ -141,8 +140,7 @@ class CartPole:
         self.options           = args
 
     def run(self):
-        # Beyond the tutorial: Stop turns Ctrl-C and kill into a stop between two steps;
-        # Progress prints the episodes, saves a checkpoint each minute and keeps the best network.
+        # Not in the tutorial: Ctrl-C stops between two steps; Progress keeps the checkpoints.
         with Stop(), Progress(self) as self.progress:
             try:
                 for index_episode in range(self.episodes):
@@ -152,7 +150,7 @@ class CartPole:
                     done = False
                     index = 0
                     while not done:
-                        # Tutorial: uncomment the next line to watch the cart learn.
+                        # Tutorial: `#                    self.env.render()`. Uncomment it:
                         #self.env.render()
                         action = self.agent.act(state)
                         # Tutorial: `next_state, reward, done, _ = self.env.step(action)`.
@@ -166,22 +164,25 @@ class CartPole:
                         # Easy to miss: the next step starts from where this one ended.
                         state = next_state
                         index += 1
-                        self.progress.step()   # the second source's replays; Ctrl-C stops here
+                        self.progress.step()   # Not in the tutorial: the target agent's replays
                     # Tutorial: `print("Episode {}# Score: {}".format(index_episode, index + 1))`.
                     # index already counts the steps; the line adds the last-100 average.
                     self.progress.episode(index_episode, index)
+                    # Tutorial: `self.agent.replay(self.sample_batch_size)`; or in progress.step().
                     if self.options.train_every == "episode":
                         self.agent.replay(self.sample_batch_size)
+                    # Not in the tutorial: the target agent syncs here, and a solved run stops.
                     self.agent.end_episode(index_episode)
                     if self.progress.solved():
                         break
             finally:
                 self.agent.save_model()
+                # Not in the tutorial: one line says where the training went.
                 print(f"Weights saved to {self.agent.weight_backup}", flush=True)
 
 
-# The tutorial's entry point, `cartpole = CartPole()` and `cartpole.run()`, with the flags read
-# first, and each way a run ends turned into an exit status (see ENDINGS).
+# Tutorial: `cartpole = CartPole()` and `cartpole.run()` under `if __name__ == "__main__":`, which
+# ends the file. Here the flags are read first, and each way a run ends has its exit status.
 def main(argv=None):
     try:
         with Stop():
@@ -442,8 +443,8 @@ class FastBrain:
     def adam_step(self, states, target_f):
         """model.train_step's gradient step, with Adam's update as TensorFlow's own Adam kernel,
         one per weight, where Keras runs some twenty small ops per weight: the same formula, a
-        third of a fit's time saved. The kernel rounds 1 - beta_1 from float32, Keras from
-        float64, so the weights agree with Keras's to about 1e-7 (tests check them)."""
+        quarter of a fit's time saved. The kernel rounds 1 - beta_1 from float32, Keras from
+        float64, so the weights agree with Keras's to within 1e-6 (tests check them)."""
         model, optimizer = self.model, self.model.optimizer
         with tf.GradientTape() as tape:
             loss = model.compute_loss(x=states, y=target_f, y_pred=model(states, training=True),
@@ -886,11 +887,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Deep Q-Learning on CartPole-v1 (Keras and "
                                      "Gymnasium). With no flags it trains as the tutorial does.")
     add = parser.add_argument
-    add("--episodes", type=bounded(int, 1), help="episodes to train (default: 10000; 500 "
-                                                 "for --agent target)")
-    add("--seed", type=bounded(int, 0), help="seed Python, NumPy, TensorFlow and the game")
-    add("--weights", default="cartpole_weight.h5",
-        help="weight file to resume from and save to (default: %(default)s)")
+    add("--episodes", type=bounded(int, 1), metavar="N",
+        help="episodes to train (default: 10000; 500 for --agent target)")
+    add("--seed", type=bounded(int, 0), metavar="S",
+        help="seed Python, NumPy, TensorFlow and the game: the same seed, the same run")
+    add("--weights", default="cartpole_weight.h5", metavar="PATH",
+        help="weight file to resume from and save to, a name ending in .h5 (default: "
+             "%(default)s); the best network goes to PATH with .best before .h5")
     add("--fresh", action="store_true", help="ignore an existing weight file; start afresh")
     add("--render", action="store_true", help="show the cart in a window")
     add("--play", type=bounded(int, 1), metavar="N",

@@ -121,17 +121,37 @@ def main():
         for rows in table.values():
             writer.writerows(rows)
     draw(os.path.join(HERE, "..", "docs", "odds.png"), table)
-    print("| configuration | seeds | solved | solve rate (95% interval) | IQM episodes to solve "
-          "(95% interval) | IQM seconds to solve (95% interval) |")
-    print("|---|---|---|---|---|---|")
+    print("\n".join(markdown(table)))
+
+
+def markdown(table):
+    """The odds table, as docs/results.md and the READMEs show it (tests/test_docs.py checks
+    theirs against odds.csv)."""
+    lines = ["| configuration | seeds | solved | solve rate (95% interval) | IQM episodes to "
+             "solve (95% interval) | IQM seconds to solve (95% interval) |",
+             "|---|---|---|---|---|---|"]
     for name, title in CONFIGURATIONS:
         if not table[name]:
             print(f"{name}: no finished seeds in benchmarks/runs/{name}", file=sys.stderr)
             continue
         won, seeds, rate, episodes, seconds = summary(table[name])
         first, last = table[name][0]["seed"], table[name][-1]["seed"]
-        print(f"| {title} | {first}-{last} | {won}/{seeds} | {won / seeds:.0%} "
-              f"({rate.low:.0%}-{rate.high:.0%}) | {interval(episodes)} | {interval(seconds)} |")
+        lines.append(f"| {title} | {first}-{last} | {won}/{seeds} | {won / seeds:.0%} "
+                     f"({rate.low:.0%}-{rate.high:.0%}) | {interval(episodes)} "
+                     f"| {interval(seconds)} |")
+    return lines
+
+
+def read(path):
+    """odds.csv back into the table that main() wrote it from."""
+    table = {name: [] for name, _ in CONFIGURATIONS}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            table[row["configuration"]].append(dict(
+                row, seed=int(row["seed"]), solved=int(row["solved"]),
+                episodes=int(row["episodes"]), seconds=float(row["seconds"]),
+                steps=int(row["steps"]), greedy_mean=float(row["greedy_mean"])))
+    return table
 
 
 def interval(estimate):

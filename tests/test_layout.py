@@ -1,15 +1,14 @@
-"""The file reads beside the tutorial (issue 8): its story first, its replay
-line for line, and every change from either source listed in README.md."""
+"""The file reads beside the tutorial (issue 8): its story first, its replay line for line.
+The tables of changes and the counts the docs give are checked in test_docs.py."""
 import ast
 import difflib
 import re
 
-from conftest import ROOT, SCRIPT
+from conftest import SCRIPT
 
 SOURCE = SCRIPT.read_text()
 MARK = "\n# Beyond the tutorial\n"
 FIRST_PART, SECOND_PART = SOURCE.split(MARK)
-README = (ROOT / "README.md").read_text()
 
 # The tutorial's replay (section "0# DQL Agent"), as it printed it.
 TUTORIAL_REPLAY = """
@@ -100,40 +99,3 @@ def test_replay_differs_from_the_tutorials_in_its_two_calls_only():
         "+ target_f = self.predict(state)",
         "+ self.fit(state, target_f)",
     ])
-
-
-def readme_section(title):
-    start = README.index(f"## {title}")
-    end = README.find("\n## ", start + 1)
-    return README[start:end if end > 0 else None]
-
-
-def test_every_change_marked_in_the_code_has_its_row_in_the_readme():
-    for mark, title in [("Tutorial", "What changed from the tutorial"),
-                        ("Source", "What changed from the second source")]:
-        table = readme_section(title)
-        snippets = re.findall(rf"# {mark}: `([^`]+)`", SOURCE)
-        assert snippets, mark
-        missing = [s for s in snippets if f"`{s}`" not in table]
-        assert missing == [], f"no row in README's '{title}' for these"
-
-
-def test_the_readme_counts_the_first_parts_lines_right():
-    # README.md says how many lines the tutorial's part takes; the file ends
-    # that part with a blank line or two before the marked line.
-    lines = len(FIRST_PART.rstrip("\n#= ").splitlines())
-    claimed = set(re.findall(r"first (\d+) lines", README))
-    assert claimed == {str(lines)}
-    assert set(re.findall(r"(\d+) lines in all", README)) == {str(len(SOURCE.splitlines()))}
-
-
-def test_every_flag_of_the_script_is_in_the_readmes_command_line_section():
-    from cartpole_dqn import parse_args
-    import contextlib
-    import io
-    import pytest
-    with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as usage:
-        parse_args(["--help"])
-    flags = set(re.findall(r"(--[a-z][a-z-]*)", usage.getvalue())) - {"--help"}
-    section = README[README.index("## Command line"):README.index("## Results")]
-    assert flags and {flag for flag in flags if f"`{flag}" not in section} == set()

@@ -211,7 +211,8 @@ def test_the_line_and_render_together_draw_once_and_the_close_button_stops_the_r
 
 
 def test_play_render_shows_the_games(tmp_path, display):
-    Agent(4, 2, str(tmp_path / "cartpole_weight.h5")).save_model()
+    # A network of other sizes: the file says which, so --render needs no --hidden.
+    Agent(4, 2, str(tmp_path / "cartpole_weight.h5"), hidden_layers=(48, 48)).save_model()
     run = start(tmp_path, display, "--play", 1, "--render", "--seed", 0)
     status, out, err = finish(run)
     assert status == 0, err
