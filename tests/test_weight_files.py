@@ -2,10 +2,10 @@
 way of ending a run loses it (issue 24)."""
 import importlib.util
 import os
-import pty
 import select
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -142,25 +142,29 @@ def test_a_video_on_a_full_disk_is_one_line(main, tmp_path, full_disk):
 
 
 def start_in_a_terminal(folder, *args):
-    """The script in a new session whose terminal is a real pseudo-terminal; returns its
-    process id and the terminal's other end."""
-    pid, terminal = pty.fork()
-    if pid == 0:   # the child: as a shell in a terminal window starts it
-        os.chdir(folder)
-        os.execve(sys.executable, [sys.executable, str(SCRIPT), *args], cli_env())
-    return pid, terminal
+    """The script in a new session whose controlling terminal is a real pseudo-terminal, as a
+    shell in a terminal window starts it; returns the process and the terminal's other end.
+    util-linux's setsid makes the session (pty.fork would fork this multi-threaded process)."""
+    if shutil.which("setsid") is None:
+        pytest.skip("no setsid (util-linux) to give the script a terminal of its own")
+    terminal, its_end = os.openpty()
+    process = subprocess.Popen(["setsid", "--ctty", sys.executable, str(SCRIPT), *args],
+                               stdin=its_end, stdout=its_end, stderr=its_end, cwd=folder,
+                               env=cli_env())
+    os.close(its_end)
+    return process, terminal
 
 
 def test_closing_the_terminal_saves_the_training(tmp_path):
-    pid, terminal = start_in_a_terminal(tmp_path, "--fresh", "--seed", "1", "--weights", "w.h5")
+    process, terminal = start_in_a_terminal(tmp_path, "--fresh", "--seed", "1",
+                                            "--weights", "w.h5")
     shown, deadline = b"", time.time() + 120
     while b"Episode 30#" not in shown and time.time() < deadline:
         if select.select([terminal], [], [], 1)[0]:
             shown += os.read(terminal, 4096)
     assert b"Episode 30#" in shown, shown[-500:]
     os.close(terminal)   # the window closes: the kernel hangs up the terminal (SIGHUP)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 129
+    assert process.wait(timeout=60) == 129
     # No checkpoint came in those seconds (one a minute): the file is the `finally`'s save.
     keras.utils.set_random_seed(1)
     fresh = Agent(4, 2, str(tmp_path / "none.h5")).brain.get_weights()
