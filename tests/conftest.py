@@ -103,3 +103,9 @@ def display(tmp_path):
     yield f":{number}"
     server.terminate()
     server.wait()
+
+
+def pytest_collection_modifyitems(items):
+    """The emulated-CPU test first: it waits some 45 s on one process under QEMU, and started
+    last it would leave the other core idle at the end (tests/test_machines.py)."""
+    items.sort(key=lambda item: item.name != "test_the_recipe_takes_the_same_path_on_an_older_cpu")
