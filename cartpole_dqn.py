@@ -194,7 +194,7 @@ def main(argv=None):
                 return play_saved(args)
             cartpole = CartPole(args)
             cartpole.run()
-    except tuple(ENDINGS) as ending:
+    except (*ENDINGS, OSError) as ending:
         return end(ending)
     return 0
 
@@ -987,6 +987,13 @@ def end(ending):
     """The exit status for an ending; an error's one line goes to stderr first."""
     if isinstance(ending, BrokenPipeError):   # nobody to tell, and nothing left to flush there
         silence(sys.stdout)
+    elif not isinstance(ending, tuple(ENDINGS)):   # an OSError: main() catches them all
+        # A print into a terminal that has just closed fails (EIO) before SIGHUP's handler
+        # has run: the same hang-up. Any other is a bug to show whole.
+        if ending.errno != errno.EIO:
+            raise ending
+        silence(sys.stdout, sys.stderr)
+        return ENDINGS[HangUp]
     elif isinstance(ending, (MemoryError, tf.errors.ResourceExhaustedError)):
         shape = re.search(r"shape ?(\[[\d, ]+\])", str(ending))   # TensorFlow's text says it
         print("error: the network does not fit in this machine's memory"

@@ -1,6 +1,9 @@
 """A weight file remembers how its network was built, a learner's own layers still work, and no
 way of ending a run loses it (issue 24)."""
+import contextlib
+import errno
 import importlib.util
+import io
 import os
 import select
 import shutil
@@ -203,3 +206,22 @@ def test_gymnasiums_checker_passes_on_every_environment_the_script_makes(tmp_pat
         for env in environments:
             check_env(env)
             env.close()
+
+
+class ClosedTerminal(io.StringIO):
+    """A terminal that closes at the 5th line: its writes fail, as the kernel fails them (EIO)."""
+    def write(self, text):
+        if self.getvalue().count("\n") >= 5:
+            raise OSError(errno.EIO, "Input/output error")
+        return super().write(text)
+
+
+def test_a_print_into_a_closed_terminal_is_the_hang_up_and_saves(tmp_path, monkeypatch):
+    # The window closes while a line is printed, before SIGHUP's handler has run: the print
+    # fails first (seen once in CI as exit 1), and the run must end as the hang-up does.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cartpole_dqn, "silence", lambda *streams: None)   # this process's own
+    with contextlib.redirect_stdout(ClosedTerminal()):
+        status = cartpole_dqn.main(["--episodes", "50", "--seed", "1", "--weights", "w.h5"])
+    assert status == 129
+    assert weights_in(tmp_path / "w.h5"), "the finally's save"
